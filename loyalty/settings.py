@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "loyalty.core",
     "members",
+    "loyalty.partners",
+    "loyalty.ledger",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,31 @@
+"""Pure rules of a program: rounding of the earn base and lot expiry dates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from decimal import Decimal
+
+from dateutil.relativedelta import relativedelta
+
+EXPIRY_TIME = dt.time(23, 59, 59)
+
+
+def round_points(value: Decimal, rounding: str) -> int:
+    """Round once, to whole points, in the program's rounding mode (ROUND_DOWN by default)."""
+    return int(value.quantize(Decimal("1"), rounding=getattr(decimal, rounding)))
+
+
+def lot_expires_at(*, policy: str, months: int, years: int, credited_at: dt.datetime) -> dt.datetime | None:
+    """When a lot credited at ``credited_at`` expires under the program's policy.
+
+    ``inactivity_months`` lots expire N months after the account's last earn or redeem; every
+    such activity pushes the expiry of all open lots of the account (see services.points).
+    """
+    if policy == "never":
+        return None
+    if policy in ("fixed_months", "inactivity_months"):
+        return credited_at + relativedelta(months=months)
+    if policy == "end_of_year":
+        return dt.datetime.combine(dt.date(credited_at.year + years, 12, 31), EXPIRY_TIME, tzinfo=credited_at.tzinfo)
+    raise ValueError(f"unknown expiry policy {policy}")

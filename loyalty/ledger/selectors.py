@@ -1,0 +1,117 @@
+"""Reads of the ledger for screens, the API and other apps. No writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from loyalty.core import clock
+from loyalty.core.errors import NotFound
+from loyalty.ledger.models import Account, AccountKind, Entry, EntryKind, Lot, Program, Redemption
+
+
+def program_default() -> Program:
+    program = Program.objects.filter(is_default=True).first()
+    if program is None:
+        raise NotFound("No default program is configured", code="no_default_program")
+    return program
+
+
+def member_account(*, member, program: Program) -> Account | None:
+    return Account.objects.filter(member=member, program=program, kind=AccountKind.MEMBER).first()
+
+
+def points_expiring(*, account: Account, within_days: int) -> list[dict]:
+    """Points that expire within N days, per expiry date (feeds balance pages and reminders)."""
+    now = clock.now()
+    rows = (
+        Lot.objects.filter(
+            account=account, remaining__gt=0, expires_at__gt=now, expires_at__lte=now + dt.timedelta(days=within_days)
+        )
+        .annotate(day=TruncDate("expires_at"))
+        .values("day")
+        .annotate(points=Sum("remaining"))
+        .order_by("day")
+    )
+    return [{"date": row["day"], "points": row["points"]} for row in rows]
+
+
+def accounts_expiring(*, within_days: int, program: Program | None = None) -> QuerySet:
+    """Per account: points expiring within N days (set-based, for reminder campaigns)."""
+    now = clock.now()
+    lots = Lot.objects.filter(remaining__gt=0, expires_at__gt=now, expires_at__lte=now + dt.timedelta(days=within_days))
+    if program is not None:
+        lots = lots.filter(account__program=program)
+    return lots.values("account_id", "account__member_id").annotate(points=Sum("remaining")).order_by("account_id")
+
+
+def account_entries(*, account: Account) -> QuerySet[Entry]:
+    return Entry.objects.filter(account=account).select_related("transaction").order_by("-created_at", "-id")
+
+
+def account_entries_sum(*, account: Account) -> int:
+    return Entry.objects.filter(account=account).aggregate(s=Sum("points"))["s"] or 0
+
+
+def account_lots_sum(*, account: Account) -> int:
+    return Lot.objects.filter(account=account).aggregate(s=Sum("remaining"))["s"] or 0
+
+
+def points_liability(*, program: Program) -> dict:
+    """(available + pending) × point value over all member accounts of the program."""
+    totals = Account.objects.filter(program=program, kind=AccountKind.MEMBER).aggregate(
+        available=Sum("available"), pending=Sum("pending"), debt=Sum("debt")
+    )
+    points = (totals["available"] or 0) + (totals["pending"] or 0)
+    return {
+        "points": points,
+        "available": totals["available"] or 0,
+        "pending": totals["pending"] or 0,
+        "debt": totals["debt"] or 0,
+        "value": (Decimal(points) * program.point_value).quantize(Decimal("0.01")),
+    }
+
+
+def system_totals(
+    *, program: Program, since: dt.datetime | None = None, until: dt.datetime | None = None
+) -> dict[str, int]:
+    """Sum of entries per system account kind (issued is negative: points put into circulation)."""
+    entries = Entry.objects.filter(account__program=program).exclude(account__kind=AccountKind.MEMBER)
+    if since:
+        entries = entries.filter(created_at__gte=since)
+    if until:
+        entries = entries.filter(created_at__lt=until)
+    return {row["account__kind"]: row["total"] for row in entries.values("account__kind").annotate(total=Sum("points"))}
+
+
+def breakage_rate(*, program: Program, since: dt.datetime, until: dt.datetime) -> Decimal | None:
+    """Points expired ÷ points earned in the period."""
+    member_entries = Entry.objects.filter(
+        account__program=program, account__kind=AccountKind.MEMBER, created_at__gte=since, created_at__lt=until
+    )
+    sums = member_entries.aggregate(
+        earned=Sum("points", filter=Q(kind=EntryKind.EARN)), expired=Sum("points", filter=Q(kind=EntryKind.EXPIRE))
+    )
+    if not sums["earned"]:
+        return None
+    return (Decimal(-(sums["expired"] or 0)) / Decimal(sums["earned"])).quantize(Decimal("0.0001"))
+
+
+def partner_funding(*, program: Program) -> QuerySet:
+    """Points issued per funding partner (net of reversals)."""
+    return (
+        Entry.objects.filter(account__program=program, account__kind=AccountKind.ISSUED)
+        .values("account__partner_id")
+        .annotate(points=-Sum("points"))
+        .order_by("account__partner_id")
+    )
+
+
+def redemption_get(*, pk: int) -> Redemption:
+    try:
+        return Redemption.objects.select_related("account").get(pk=pk)
+    except Redemption.DoesNotExist:
+        raise NotFound("No such redemption", code="redemption_not_found") from None

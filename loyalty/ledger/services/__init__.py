@@ -1,0 +1,30 @@
+"""Everything that writes the ledger. Import from the submodules' public names here."""
+
+from loyalty.ledger.services.accounts import account_lock, account_open, program_create, system_account
+from loyalty.ledger.services.jobs import expire_due_lots, mature_pending_lots
+from loyalty.ledger.services.points import (
+    points_adjust,
+    points_credit,
+    points_debit,
+    points_redeem,
+    points_refund,
+    points_transfer,
+)
+from loyalty.ledger.services.purchases import purchase_create, purchase_return_clawback
+
+__all__ = [
+    "account_lock",
+    "account_open",
+    "expire_due_lots",
+    "mature_pending_lots",
+    "points_adjust",
+    "points_credit",
+    "points_debit",
+    "points_redeem",
+    "points_refund",
+    "points_transfer",
+    "program_create",
+    "purchase_create",
+    "purchase_return_clawback",
+    "system_account",
+]

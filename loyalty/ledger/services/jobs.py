@@ -1,0 +1,141 @@
+"""Set-based jobs: pending maturation and expiry, over all due lots in batches of accounts.
+
+Each batch locks its accounts (primary-key order, like every service) and then runs a few
+INSERT ... SELECT / UPDATE ... FROM statements: no Python loop over lots or accounts. The
+same statements settle one account inside ``account_lock``, so the balance a service reads is
+always exact, and a job run twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from django.db import connection, transaction
+
+from loyalty.core import clock
+from loyalty.ledger.models import Account, AccountKind, Lot, Program
+
+BATCH_ACCOUNTS = 5000
+
+
+def _placeholders(ids: list[int]) -> str:
+    return ", ".join(["%s"] * len(ids))
+
+
+def _lock(ids: list[int]) -> list[int]:
+    return list(Account.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+
+
+def _mature(cursor, ids: list[int], now: dt.datetime) -> None:
+    inn = _placeholders(ids)
+    due = f"is_pending AND available_at <= %s AND account_id IN ({inn})"
+    cursor.execute(
+        f"""UPDATE ledger_account SET pending = pending - s.pts, available = available + s.pts
+            FROM (SELECT account_id, SUM(remaining) AS pts FROM ledger_lot WHERE {due} GROUP BY account_id) AS s
+            WHERE ledger_account.id = s.account_id""",  # noqa: S608 - placeholders only
+        [now, *ids],
+    )
+    cursor.execute(f"UPDATE ledger_lot SET is_pending = %s WHERE {due}", [False, now, *ids])  # noqa: S608
+
+
+def _expire(cursor, ids: list[int], now: dt.datetime) -> None:
+    inn = _placeholders(ids)
+    due = f"l.remaining > 0 AND l.expires_at <= %s AND l.account_id IN ({inn})"
+    stamp = uuid.uuid4().hex
+    key = "'expire:' || l.account_id || ':' || %s"
+    cursor.execute(
+        f"""INSERT INTO ledger_ledgertransaction (program_id, kind, reason, idempotency_key, explanation, actor_label, created_at)
+            SELECT a.program_id, 'expire', 'points expired', 'expire:' || a.id || ':' || %s, '[]', 'system', %s
+            FROM ledger_account a WHERE a.id IN (SELECT DISTINCT l.account_id FROM ledger_lot l WHERE {due})""",  # noqa: S608
+        [stamp, now, now, *ids],
+    )
+    cursor.execute(
+        f"""INSERT INTO ledger_entry (transaction_id, account_id, lot_id, kind, points, created_at)
+            SELECT t.id, l.account_id, l.id, 'expire', -l.remaining, %s
+            FROM ledger_lot l JOIN ledger_ledgertransaction t ON t.idempotency_key = {key}
+            WHERE {due}""",  # noqa: S608
+        [now, stamp, now, *ids],
+    )
+    cursor.execute(
+        f"""INSERT INTO ledger_entry (transaction_id, account_id, lot_id, kind, points, created_at)
+            SELECT t.id, b.id, NULL, 'expire', SUM(l.remaining), %s
+            FROM ledger_lot l
+            JOIN ledger_ledgertransaction t ON t.idempotency_key = {key}
+            JOIN ledger_account b ON b.program_id = t.program_id AND b.kind = 'breakage' AND b.partner_id IS NULL
+            WHERE {due} GROUP BY t.id, b.id""",  # noqa: S608
+        [now, stamp, now, *ids],
+    )
+    cursor.execute(
+        f"""UPDATE ledger_account SET available = available - s.av, pending = pending - s.pe, expired = expired + s.av + s.pe
+            FROM (SELECT l.account_id,
+                         SUM(CASE WHEN l.is_pending THEN 0 ELSE l.remaining END) AS av,
+                         SUM(CASE WHEN l.is_pending THEN l.remaining ELSE 0 END) AS pe
+                  FROM ledger_lot l WHERE {due} GROUP BY l.account_id) AS s
+            WHERE ledger_account.id = s.account_id""",  # noqa: S608
+        [now, *ids],
+    )
+    cursor.execute(
+        f"UPDATE ledger_lot SET remaining = 0 WHERE id IN (SELECT l.id FROM ledger_lot l WHERE {due})", [now, *ids]
+    )  # noqa: S608
+
+
+def settle_accounts(*, account_ids: list[int], now: dt.datetime) -> bool:
+    """Mature and expire what is due on accounts the caller has locked. Returns whether
+    anything changed. Called by ``account_lock`` for one account."""
+    open_lots = Lot.objects.filter(account_id__in=account_ids)
+    has_mature = open_lots.filter(is_pending=True, available_at__lte=now).exists()
+    has_expire = open_lots.filter(remaining__gt=0, expires_at__lte=now).exists()
+    if not (has_mature or has_expire):
+        return False
+    with connection.cursor() as cursor:
+        if has_mature:
+            _mature(cursor, account_ids, now)
+        if has_expire:
+            _ensure_breakage_accounts()
+            _expire(cursor, account_ids, now)
+    return True
+
+
+def _ensure_breakage_accounts() -> None:
+    from loyalty.ledger.services.accounts import system_account
+
+    for program in Program.objects.exclude(accounts__kind=AccountKind.BREAKAGE):
+        system_account(program=program, kind=AccountKind.BREAKAGE)
+
+
+def _run(*, due_lots, step, now: dt.datetime, batch: int) -> int:
+    """Walk accounts with due lots in primary-key order, one locked batch per transaction."""
+    done, last = 0, 0
+    while True:
+        ids = list(
+            due_lots.filter(account_id__gt=last)
+            .order_by("account_id")
+            .values_list("account_id", flat=True)
+            .distinct()[:batch]
+        )
+        if not ids:
+            return done
+        with transaction.atomic():
+            locked = _lock(ids)
+            if locked:
+                with connection.cursor() as cursor:
+                    step(cursor, locked, now)
+        done += len(ids)
+        last = ids[-1]
+
+
+def mature_pending_lots(*, now: dt.datetime | None = None, batch: int = BATCH_ACCOUNTS) -> int:
+    """Make pending points whose return window has passed spendable. Returns accounts touched."""
+    now = now or clock.now()
+    due = Lot.objects.filter(is_pending=True, available_at__lte=now)
+    return _run(due_lots=due, step=_mature, now=now, batch=batch)
+
+
+def expire_due_lots(*, now: dt.datetime | None = None, batch: int = BATCH_ACCOUNTS) -> int:
+    """Expire every lot whose expiry has passed: one ``expire`` entry per lot and one breakage
+    entry per account, in one transaction per account. Returns accounts touched."""
+    now = now or clock.now()
+    _ensure_breakage_accounts()
+    due = Lot.objects.filter(remaining__gt=0, expires_at__lte=now)
+    return _run(due_lots=due, step=_expire, now=now, batch=batch)

@@ -1,0 +1,272 @@
+"""Purchases and returns. A return claws points back per the program's return policy,
+proportional to the returned share of the eligible amount; what cannot be taken back is
+written off (or becomes debt under ``allow_negative``), recorded, never silently dropped."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+
+from loyalty.core import clock
+from loyalty.core.errors import Conflict, ValidationFailed
+from loyalty.ledger.models import (
+    Account,
+    AccountKind,
+    Allocation,
+    EntryKind,
+    Lot,
+    Program,
+    Purchase,
+    PurchaseLine,
+    Return,
+    ReturnPolicy,
+    TransactionKind,
+)
+from loyalty.ledger.services.accounts import account_lock, account_open, system_account
+from loyalty.ledger.services.points import _consume, _new_transaction, _post
+
+CENT = Decimal("0.01")
+
+
+def _money(value: Any, field: str) -> Decimal:
+    try:
+        amount = Decimal(str(value)).quantize(CENT)
+    except Exception:
+        raise ValidationFailed(
+            f"{field} must be an amount", code="invalid_amount", fields={field: ["Not a number."]}
+        ) from None
+    if not amount.is_finite():
+        raise ValidationFailed(f"{field} must be an amount", code="invalid_amount", fields={field: ["Not a number."]})
+    return amount
+
+
+def purchase_create(
+    *,
+    program: Program,
+    member: Any,
+    external_id: str,
+    occurred_at: dt.datetime,
+    lines: list[dict[str, Any]],
+    partner: Any | None = None,
+    currency: str | None = None,
+    total: Any | None = None,
+    tax: Any = 0,
+    discount: Any = 0,
+    store_code: str = "",
+    eligible_amount: Any | None = None,
+) -> Purchase:
+    """Store a purchase and its lines. ``eligible_amount`` defaults to the sum of line amounts
+    minus line discounts. Raises ``duplicate_external_id`` if (partner, external_id) exists."""
+    if not external_id:
+        raise ValidationFailed("external_id is required", code="external_id_required")
+    parsed = []
+    for number, line in enumerate(lines, start=1):
+        amount = _money(line.get("amount", 0), f"lines[{number}].amount")
+        line_discount = _money(line.get("discount", 0), f"lines[{number}].discount")
+        quantity = Decimal(str(line.get("quantity", 1)))
+        if quantity <= 0 or amount < 0 or line_discount < 0 or line_discount > amount:
+            raise ValidationFailed(
+                f"line {number}: quantity must be > 0 and 0 <= discount <= amount", code="invalid_line"
+            )
+        parsed.append(
+            PurchaseLine(
+                sku=str(line.get("sku", ""))[:64],
+                category=str(line.get("category", ""))[:100],
+                quantity=quantity,
+                unit_price=_money(line.get("unit_price", 0), "unit_price"),
+                amount=amount,
+                discount=line_discount,
+            )
+        )
+    eligible = (
+        _money(eligible_amount, "eligible_amount")
+        if eligible_amount is not None
+        else sum((p.amount - p.discount for p in parsed), Decimal("0"))
+    )
+    if eligible < 0:
+        raise ValidationFailed("eligible amount cannot be negative", code="invalid_amount")
+    try:
+        with transaction.atomic():
+            purchase = Purchase.objects.create(
+                program=program,
+                member=member,
+                partner=partner,
+                external_id=external_id,
+                store_code=store_code,
+                occurred_at=occurred_at,
+                currency=currency or program.currency,
+                total=_money(total if total is not None else eligible, "total"),
+                tax=_money(tax, "tax"),
+                discount=_money(discount, "discount"),
+                eligible_amount=eligible,
+                created_at=clock.now(),
+            )
+            for line in parsed:
+                line.purchase = purchase
+            PurchaseLine.objects.bulk_create(parsed)
+    except IntegrityError as exc:
+        raise Conflict("A purchase with this external_id exists", code="duplicate_external_id") from exc
+    return purchase
+
+
+def _returned_amount(
+    purchase: Purchase, *, amount: Any | None, lines: list[dict[str, Any]] | None
+) -> tuple[Decimal, list[dict]]:
+    if (amount is None) == (not lines):
+        raise ValidationFailed("Give either lines or amount", code="return_lines_or_amount")
+    left = purchase.eligible_amount - purchase.returned_amount
+    if amount is not None:
+        value = _money(amount, "amount")
+        if value <= 0:
+            raise ValidationFailed("amount must be positive", code="invalid_amount")
+        if value > left:
+            raise ValidationFailed(
+                f"Only {left} of this purchase can still be returned", code="return_exceeds_purchase"
+            )
+        return value, []
+    total = Decimal("0")
+    recorded = []
+    by_sku: dict[str, list[PurchaseLine]] = {}
+    for line in purchase.lines.select_for_update().order_by("pk"):
+        by_sku.setdefault(line.sku, []).append(line)
+    for item in lines or []:
+        sku, quantity = str(item.get("sku", "")), Decimal(str(item.get("quantity", 0)))
+        if quantity <= 0:
+            raise ValidationFailed("quantity must be positive", code="invalid_quantity")
+        candidates = by_sku.get(sku)
+        if not candidates:
+            raise ValidationFailed(f"SKU {sku} is not in this purchase", code="return_unknown_sku")
+        want = quantity
+        for line in candidates:
+            take = min(want, line.quantity - line.returned_quantity)
+            if take <= 0:
+                continue
+            line.returned_quantity += take
+            total += ((line.amount - line.discount) * take / line.quantity).quantize(CENT)
+            want -= take
+            if want == 0:
+                break
+        if want > 0:
+            raise ValidationFailed(f"More of SKU {sku} returned than bought", code="return_exceeds_purchase")
+        recorded.append({"sku": sku, "quantity": str(quantity)})
+    PurchaseLine.objects.bulk_update([line for group in by_sku.values() for line in group], ["returned_quantity"])
+    return min(total, left), recorded
+
+
+def purchase_return_clawback(
+    *,
+    purchase: Purchase,
+    external_id: str,
+    amount: Any | None = None,
+    lines: list[dict[str, Any]] | None = None,
+    occurred_at: dt.datetime | None = None,
+    partner: Any | None = None,
+) -> Return:
+    """Record a return and take its share of the purchase's points back per the return policy.
+
+    Points due = floor(points earned × returned so far ÷ eligible) − points already handled by
+    earlier returns, so partial returns add up exactly to a full one."""
+    if not external_id:
+        raise ValidationFailed("external_id is required", code="external_id_required")
+    with transaction.atomic():
+        account = account_lock(account=account_open(member=purchase.member, program=purchase.program))
+        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+        existing = Return.objects.filter(partner=partner, external_id=external_id).first()
+        if existing is not None:
+            if existing.purchase_id != purchase.pk:
+                raise Conflict("This return external_id was used for another purchase", code="duplicate_external_id")
+            return existing
+        returned, recorded_lines = _returned_amount(purchase, amount=amount, lines=lines)
+        now = clock.now()
+        handled = (
+            purchase.returns.aggregate(s=Sum(F("points_reversed") + F("points_written_off") + F("points_to_debt")))["s"]
+            or 0
+        )
+        new_returned = purchase.returned_amount + returned
+        target = (
+            int(Decimal(purchase.points_earned) * new_returned / purchase.eligible_amount)
+            if purchase.eligible_amount
+            else 0
+        )
+        due = max(target - handled, 0)
+        try:
+            with transaction.atomic():
+                ret = Return.objects.create(
+                    purchase=purchase,
+                    partner=partner,
+                    external_id=external_id,
+                    amount=returned,
+                    lines=recorded_lines,
+                    occurred_at=occurred_at or now,
+                    created_at=now,
+                )
+        except IntegrityError as exc:
+            raise Conflict("A return with this external_id exists", code="duplicate_external_id") from exc
+        Purchase.objects.filter(pk=purchase.pk).update(returned_amount=F("returned_amount") + returned)
+        if due:
+            _clawback(account, purchase, ret, due)
+        ret.refresh_from_db()
+    return ret
+
+
+def _clawback(account: Account, purchase: Purchase, ret: Return, due: int) -> None:
+    program = account.program
+    tx = _new_transaction(
+        program=program,
+        kind=TransactionKind.REVERSE,
+        idempotency_key=f"return:{ret.pk}",
+        reason=f"return {ret.external_id}",
+        purchase=purchase,
+        return_record=ret,
+    )
+    own_lots = Lot.objects.filter(
+        account=account, transaction__purchase=purchase, transaction__kind=TransactionKind.EARN, remaining__gt=0
+    )
+    took_available = took_pending = 0
+    allocations, changed = [], []
+    left = due
+    for lot in own_lots.order_by("pk"):
+        take = min(left, lot.remaining)
+        lot.remaining -= take
+        changed.append(lot)
+        allocations.append(Allocation(transaction=tx, lot=lot, points=take))
+        if lot.is_pending:
+            took_pending += take
+        else:
+            took_available += take
+        left -= take
+        if not left:
+            break
+    Lot.objects.bulk_update(changed, ["remaining"])
+    Allocation.objects.bulk_create(allocations)
+    if left and program.return_policy in (ReturnPolicy.WITHIN_BALANCE, ReturnPolicy.ALLOW_NEGATIVE):
+        more_available, more_pending = _consume(account, left, tx, include_pending=True)
+        took_available += more_available
+        took_pending += more_pending
+        left -= more_available + more_pending
+    to_debt = left if program.return_policy == ReturnPolicy.ALLOW_NEGATIVE else 0
+    written_off = left - to_debt
+    reversed_points = took_available + took_pending + to_debt
+    issued = system_account(program=program, kind=AccountKind.ISSUED, partner=purchase.partner)
+    rows = [
+        (account, EntryKind.REVERSE, -reversed_points, None),
+        (issued, EntryKind.REVERSE, reversed_points + written_off, None),
+    ]
+    if written_off:
+        rows.append(
+            (system_account(program=program, kind=AccountKind.WRITE_OFF), EntryKind.REVERSE, -written_off, None)
+        )
+    _post(tx, rows)
+    Account.objects.filter(pk=account.pk).update(
+        available=F("available") - took_available,
+        pending=F("pending") - took_pending,
+        debt=F("debt") + to_debt,
+        reversed=F("reversed") + reversed_points,
+    )
+    Return.objects.filter(pk=ret.pk).update(
+        points_reversed=took_available + took_pending, points_to_debt=to_debt, points_written_off=written_off
+    )
