@@ -24,12 +24,12 @@ SYSTEM_KINDS = ("issued", "redemption", "breakage", "write_off", "adjustment")
 
 def append_only(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(APPEND_ONLY_SQL)
+        schema_editor.execute(APPEND_ONLY_SQL, None)
 
 
 def drop_append_only(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_SQL)
+        schema_editor.execute(DROP_SQL, None)
 
 
 def default_program(apps, schema_editor):

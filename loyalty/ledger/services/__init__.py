@@ -1,6 +1,6 @@
 """Everything that writes the ledger. Import from the submodules' public names here."""
 
-from loyalty.ledger.services.accounts import account_lock, account_open, program_create, system_account
+from loyalty.ledger.services.accounts import account_lock, account_open, program_create, program_update, system_account
 from loyalty.ledger.services.jobs import expire_due_lots, mature_pending_lots
 from loyalty.ledger.services.points import (
     points_adjust,
@@ -24,6 +24,7 @@ __all__ = [
     "points_refund",
     "points_transfer",
     "program_create",
+    "program_update",
     "purchase_create",
     "purchase_return_clawback",
     "system_account",

@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, ValidationFailed
+from loyalty.core.services import audit_record
 from loyalty.ledger.models import Account, AccountKind, Program
 from members.models import Member, MemberStatus
 
@@ -26,6 +27,23 @@ def program_create(**fields: Any) -> Program:
         program.save()
         for kind in SYSTEM_KINDS:
             system_account(program=program, kind=kind)
+    return program
+
+
+def program_update(*, program: Program, actor: Any, changed: list[str]) -> Program:
+    """Save staff edits of a program's settings (``program`` carries the new values); audited."""
+    program.full_clean()
+    with transaction.atomic():
+        before = Program.objects.select_for_update().get(pk=program.pk)
+        program.save()
+        if changed:
+            audit_record(
+                actor=actor,
+                action="program.update",
+                target=program,
+                before={f: getattr(before, f) for f in changed},
+                after={f: getattr(program, f) for f in changed},
+            )
     return program
 
 

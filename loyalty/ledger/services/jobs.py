@@ -76,8 +76,9 @@ def _expire(cursor, ids: list[int], now: dt.datetime) -> None:
         [now, *ids],
     )
     cursor.execute(
-        f"UPDATE ledger_lot SET remaining = 0 WHERE id IN (SELECT l.id FROM ledger_lot l WHERE {due})", [now, *ids]
-    )  # noqa: S608
+        f"UPDATE ledger_lot SET remaining = 0 WHERE id IN (SELECT l.id FROM ledger_lot l WHERE {due})",  # noqa: S608
+        [now, *ids],
+    )
 
 
 def settle_accounts(*, account_ids: list[int], now: dt.datetime) -> bool:
