@@ -12,6 +12,7 @@ import datetime as dt
 import uuid
 
 from django.db import connection, transaction
+from django.db.models import Q
 
 from loyalty.core import clock
 from loyalty.ledger.models import Account, AccountKind, Lot, Program
@@ -84,11 +85,15 @@ def _expire(cursor, ids: list[int], now: dt.datetime) -> None:
 def settle_accounts(*, account_ids: list[int], now: dt.datetime) -> bool:
     """Mature and expire what is due on accounts the caller has locked. Returns whether
     anything changed. Called by ``account_lock`` for one account."""
-    open_lots = Lot.objects.filter(account_id__in=account_ids)
-    has_mature = open_lots.filter(is_pending=True, available_at__lte=now).exists()
-    has_expire = open_lots.filter(remaining__gt=0, expires_at__lte=now).exists()
-    if not (has_mature or has_expire):
+    due = list(
+        Lot.objects.filter(account_id__in=account_ids)
+        .filter(Q(is_pending=True, available_at__lte=now) | Q(remaining__gt=0, expires_at__lte=now))
+        .values_list("is_pending", "available_at", "expires_at")[:1000]
+    )
+    if not due:
         return False
+    has_mature = any(pending and available_at <= now for pending, available_at, _ in due)
+    has_expire = any(expires_at is not None and expires_at <= now for _, _, expires_at in due)
     with connection.cursor() as cursor:
         if has_mature:
             _mature(cursor, account_ids, now)

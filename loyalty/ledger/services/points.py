@@ -59,17 +59,20 @@ def _new_transaction(
     *, program: Program, kind: str, idempotency_key: str | None, actor: Any = None, **fields: Any
 ) -> LedgerTransaction:
     is_user = actor is not None and getattr(actor, "pk", None) is not None
+    values = {
+        "program": program,
+        "kind": kind,
+        "idempotency_key": idempotency_key or None,
+        "actor": actor if is_user else None,
+        "actor_label": (actor.get_username() if is_user else str(actor or "system"))[:200],
+        "created_at": clock.now(),
+        **fields,
+    }
+    if not idempotency_key:
+        return LedgerTransaction.objects.create(**values)
     try:
         with transaction.atomic():
-            return LedgerTransaction.objects.create(
-                program=program,
-                kind=kind,
-                idempotency_key=idempotency_key or None,
-                actor=actor if is_user else None,
-                actor_label=(actor.get_username() if is_user else str(actor or "system"))[:200],
-                created_at=clock.now(),
-                **fields,
-            )
+            return LedgerTransaction.objects.create(**values)
     except IntegrityError as exc:
         raise Conflict("This idempotency key was already used", code="idempotency_key_reused") from exc
 
@@ -87,8 +90,8 @@ def _post(tx: LedgerTransaction, rows: Iterable[tuple[Account, str, int, Lot | N
 
 
 def _touch_activity(account: Account, now: dt.datetime) -> None:
-    """Record an earn/redeem; under ``inactivity_months`` it pushes the expiry of all open lots."""
-    Account.objects.filter(pk=account.pk).update(last_activity_at=now)
+    """An earn or redeem (the caller sets ``last_activity_at``): under ``inactivity_months`` it
+    pushes the expiry of all open lots of the account."""
     program = account.program
     if program.expiry_policy == ExpiryPolicy.INACTIVITY_MONTHS:
         Lot.objects.filter(account=account, remaining__gt=0).update(
@@ -205,6 +208,7 @@ def points_credit(
         updates = {bucket: F(bucket) + lot_points, "debt": F("debt") - pay_debt}
         if kind == TransactionKind.EARN:
             updates["earned"] = F("earned") + points
+            updates["last_activity_at"] = now
         Account.objects.filter(pk=account.pk).update(**updates)
         if kind == TransactionKind.EARN:
             _touch_activity(account, now)
@@ -266,6 +270,7 @@ def _debit_locked(
     updates = {"available": F("available") - points}
     if kind == TransactionKind.REDEEM:
         updates["redeemed"] = F("redeemed") + points
+        updates["last_activity_at"] = tx.created_at
     Account.objects.filter(pk=account.pk).update(**updates)
     if kind == TransactionKind.REDEEM:
         _touch_activity(account, clock.now())

@@ -1,0 +1,38 @@
+"""Shared set-up for bench scripts: a dedicated PostgreSQL database, recreated and migrated."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def setup(db_name: str) -> None:
+    """Point Django at a fresh PostgreSQL database ``db_name`` (BENCH_PG_URL gives the server)."""
+    import psycopg
+
+    server = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+    os.environ["DATABASE_URL"] = f"{server}/{db_name}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loyalty.settings")
+    os.environ.pop("REDIS_URL", None)
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+SQL_MEMBERS = """
+INSERT INTO members_member (member_number, external_id, email, phone, first_name, last_name, postal_code, country,
+    preferred_language, age_band, income_band, household_composition, home_ownership, marital_status, status,
+    enrolled_at, enrollment_source, referral_code, updated_at)
+SELECT '9' || lpad(i::text, 11, '0'), 'bench-' || i, NULL, '', 'Bench', 'Member ' || i, '', 'US', 'en', '', '', '', '', '',
+    'active', %(now)s, 'import', 'B' || lpad(i::text, 10, '0'), %(now)s
+FROM generate_series(1, %(n)s) AS i
+"""

@@ -1,0 +1,108 @@
+"""Ledger benchmark on PostgreSQL. Prints:
+  - credits per second through points_credit (one client),
+  - FEFO debits per second on accounts holding 50 lots each,
+  - time to expire 1,000,000 lots across 100,000 accounts with expire_due_lots (target < 30 s).
+
+    .venv/bin/python bench/ledger_bench.py [--lots 1000000 --accounts 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+
+from _setup import SQL_MEMBERS, setup
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--lots", type=int, default=1_000_000)
+    parser.add_argument("--credits", type=int, default=3000)
+    args = parser.parse_args()
+    setup("loyalty_bench_ledger")
+
+    from django.db import connection
+
+    from loyalty.core import clock
+    from loyalty.ledger import services
+    from loyalty.ledger.models import Account, Entry, Lot
+    from members.models import Member
+
+    start = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    clock.set_now(start)
+    with connection.cursor() as cur:
+        cur.execute(SQL_MEMBERS, {"now": start, "n": args.accounts})
+    program = services.program_create(name="Bench", expiry_policy="fixed_months", expiry_months=12)
+    members = list(Member.objects.order_by("pk")[:200])
+
+    # 1. credits through the service
+    accounts = [services.account_open(member=m, program=program) for m in members]
+    t = time.perf_counter()
+    for i in range(args.credits):
+        services.points_credit(account=accounts[i % len(accounts)], points=10, reason="bench credit")
+    credit_rate = args.credits / (time.perf_counter() - t)
+
+    # 2. FEFO debits, 50 lots per account
+    fefo_accounts = accounts[:100]
+    for account in fefo_accounts:
+        for lot in range(50 - args.credits // len(accounts)):
+            services.points_credit(account=account, points=10, reason="lot")
+    debits = 0
+    t = time.perf_counter()
+    for _round in range(10):
+        for account in fefo_accounts:
+            services.points_debit(account=account, points=35, reason="bench debit")  # spans several lots
+            debits += 1
+    debit_rate = debits / (time.perf_counter() - t)
+
+    # 3. expiry of lots_total lots over accounts_total accounts (generated set-based)
+    lots_per_account = args.lots // args.accounts
+    with connection.cursor() as cur:
+        cur.execute(
+            """INSERT INTO ledger_account (program_id, kind, member_id, partner_id, available, pending, debt, earned, redeemed, expired, reversed, opened_at)
+               SELECT %s, 'member', m.id, NULL, %s, 0, 0, %s, 0, 0, 0, %s FROM members_member m
+               WHERE NOT EXISTS (SELECT 1 FROM ledger_account a WHERE a.member_id = m.id)""",
+            [program.pk, 10 * lots_per_account, 10 * lots_per_account, start],
+        )
+        cur.execute(
+            """INSERT INTO ledger_ledgertransaction (program_id, kind, reason, idempotency_key, explanation, actor_label, created_at)
+               SELECT %s, 'earn', 'bench seed', 'seed:' || a.id, '[]', 'bench', %s FROM ledger_account a
+               WHERE a.program_id = %s AND a.kind = 'member' AND a.earned = %s AND a.available = %s
+                 AND NOT EXISTS (SELECT 1 FROM ledger_lot l WHERE l.account_id = a.id)""",
+            [program.pk, start, program.pk, 10 * lots_per_account, 10 * lots_per_account],
+        )
+        cur.execute(
+            """INSERT INTO ledger_lot (account_id, transaction_id, points, remaining, is_pending, available_at, expires_at, created_at)
+               SELECT a.id, t.id, 10, 10, false, %s, %s, %s
+               FROM ledger_ledgertransaction t JOIN ledger_account a ON t.idempotency_key = 'seed:' || a.id
+               CROSS JOIN generate_series(1, %s)""",
+            [start, start + dt.timedelta(days=30), start, lots_per_account],
+        )
+        cur.execute(
+            """INSERT INTO ledger_entry (transaction_id, account_id, lot_id, kind, points, created_at)
+               SELECT t.id, a.id, NULL::bigint, 'earn', %s, %s FROM ledger_ledgertransaction t JOIN ledger_account a ON t.idempotency_key = 'seed:' || a.id
+               UNION ALL
+               SELECT t.id, i.id, NULL, 'earn', -%s, %s FROM ledger_ledgertransaction t
+               JOIN ledger_account i ON i.program_id = t.program_id AND i.kind = 'issued' AND i.partner_id IS NULL
+               WHERE t.idempotency_key LIKE 'seed:%%'""",
+            [10 * lots_per_account, start, 10 * lots_per_account, start],
+        )
+        cur.execute("ANALYZE")
+    due = Lot.objects.filter(remaining__gt=0, expires_at__lte=start + dt.timedelta(days=31)).count()
+    due_accounts = Account.objects.filter(lots__expires_at__lte=start + dt.timedelta(days=31)).distinct().count()
+    clock.set_now(start + dt.timedelta(days=31))
+    t = time.perf_counter()
+    touched = services.expire_due_lots()
+    expire_seconds = time.perf_counter() - t
+    expired_entries = Entry.objects.filter(kind="expire", lot__isnull=False).count()
+
+    print(f"credits through points_credit: {credit_rate:,.0f} /s ({args.credits} credits, 1 client)")
+    print(f"FEFO debits (50 lots per account, each debit spans 4 lots): {debit_rate:,.0f} /s ({debits} debits)")
+    print(f"expire {due:,} due lots across {due_accounts:,} accounts: {expire_seconds:.1f} s "
+          f"({touched:,} accounts touched, {expired_entries:,} expire entries written; target < 30 s)")
+
+
+if __name__ == "__main__":
+    main()
