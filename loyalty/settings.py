@@ -7,6 +7,7 @@ from the environment, DEBUG is off and the security settings pass `check --deplo
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -50,6 +51,9 @@ INSTALLED_APPS = [
     "members",
     "loyalty.partners",
     "loyalty.ledger",
+    "loyalty.tiers",
+    "loyalty.activity",
+    "loyalty.api",
 ]
 
 MIDDLEWARE = [
@@ -112,6 +116,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict = {
     "ledger-mature-pending": {"task": "ledger.mature_pending_lots", "schedule": 15 * 60},
     "ledger-expire-due": {"task": "ledger.expire_due_lots", "schedule": 60 * 60},
+    "partners-webhooks-sweep": {"task": "partners.webhooks_sweep", "schedule": 60},
+    "tiers-nightly-evaluation": {"task": "tiers.evaluate", "schedule": crontab(hour=2, minute=30)},
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -148,7 +154,18 @@ LOGIN_URL = "admin:login"
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["loyalty.api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["loyalty.api.auth.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["loyalty.api.auth.PerKeyThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"partner": env.str("API_THROTTLE_RATE", default="6000/min")},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "loyalty.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
 }
+
+# Webhook URLs must be https and public; tests may allow http://127.0.0.1 (never in production).
+WEBHOOKS_ALLOW_HTTP_LOCALHOST = env.bool("WEBHOOKS_ALLOW_HTTP_LOCALHOST", default=False) and not PRODUCTION
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loyalty platform partner API",

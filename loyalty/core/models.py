@@ -24,3 +24,28 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label or 'system'} {self.action} {self.target_repr}"
+
+
+class IdempotencyRecord(models.Model):
+    """First response to a request carrying an ``Idempotency-Key`` (kept at least 24 hours).
+
+    The row is written (state ``running``) before the work starts, in its own transaction, so a
+    second request with the same key sees it: it waits for or is refused with 409, never runs twice."""
+
+    RUNNING = "running"
+    DONE = "done"
+
+    scope = models.CharField(max_length=100, help_text="Who sent it (e.g. partner:12)")
+    key = models.CharField(max_length=255)
+    endpoint = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    state = models.CharField(max_length=10, default=RUNNING)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="idempotency_key_once_per_scope")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"

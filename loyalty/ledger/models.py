@@ -53,6 +53,12 @@ class Program(models.Model):
         default=30, help_text="Refunded points of a lot that expired meanwhile live this many days"
     )
     is_default = models.BooleanField(default=False)
+    partners = models.ManyToManyField(
+        "partners.Partner",
+        blank=True,
+        related_name="+",
+        help_text="Partners where members earn and burn in this program. A partner listed in no program uses the default program.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -255,6 +261,14 @@ class LedgerTransaction(models.Model):
         "Redemption", null=True, blank=True, on_delete=models.PROTECT, related_name="transactions"
     )
     reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversals")
+    partner = models.ForeignKey(
+        "partners.Partner",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Partner the movement came through",
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -115,3 +115,19 @@ def redemption_get(*, pk: int) -> Redemption:
         return Redemption.objects.select_related("account").get(pk=pk)
     except Redemption.DoesNotExist:
         raise NotFound("No such redemption", code="redemption_not_found") from None
+
+
+def partner_program(*, partner, name: str | None = None) -> Program:
+    """The program a partner earns and burns in: the named one if it is allowed, else the one
+    staff listed it in, else the default program (a new partner works right away)."""
+    allowed = Program.objects.filter(partners=partner)
+    if name:
+        program = Program.objects.filter(name=name).first()
+        if (
+            program is None
+            or (allowed.exists() and not allowed.filter(pk=program.pk).exists())
+            or (not allowed.exists() and not program.is_default)
+        ):
+            raise NotFound(f"Program '{name}' is not available to this partner", code="program_not_found")
+        return program
+    return allowed.order_by("pk").first() or program_default()

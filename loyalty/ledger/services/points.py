@@ -179,6 +179,7 @@ def points_credit(
             actor=actor,
             reason=reason,
             purchase=purchase,
+            partner=partner,
             explanation=explanation or [],
         )
         pay_debt = min(points, account.debt)
@@ -257,7 +258,13 @@ def _debit_locked(
             extra={"available": account.available, "requested": points},
         )
     tx = _new_transaction(
-        program=program, kind=kind, idempotency_key=idempotency_key, actor=actor, reason=reason, redemption=redemption
+        program=program,
+        kind=kind,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        reason=reason,
+        redemption=redemption,
+        partner=redemption.partner if redemption is not None else None,
     )
     taken, _ = _consume(account, points, tx)
     if taken != points:  # pragma: no cover - cached balance and lots disagree: refuse, never guess
@@ -433,6 +440,7 @@ def points_refund(
             reason=reason,
             redemption=redemption,
             reverses=debit,
+            partner=redemption.partner,
         )
         rows = []
         for allocation in debit.allocations.select_related("lot").order_by("pk"):

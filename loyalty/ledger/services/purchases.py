@@ -222,6 +222,7 @@ def _clawback(account: Account, purchase: Purchase, ret: Return, due: int) -> No
         reason=f"return {ret.external_id}",
         purchase=purchase,
         return_record=ret,
+        partner=ret.partner,
     )
     own_lots = Lot.objects.filter(
         account=account, transaction__purchase=purchase, transaction__kind=TransactionKind.EARN, remaining__gt=0

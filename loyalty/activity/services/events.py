@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from loyalty.activity.models import EventRule, EventType, MemberEvent
+from loyalty.activity.services.linking import partner_member_link
+from loyalty.activity.services.purchases import FUTURE_TOLERANCE, _earning_member
+from loyalty.core import clock
+from loyalty.core.errors import Conflict, ValidationFailed
+from loyalty.ledger import selectors as ledger_selectors
+from loyalty.ledger import services as ledger
+from loyalty.partners.services import outbox_record
+
+
+def event_record(
+    *,
+    partner: Any | None,
+    member_number: str,
+    event_type: str,
+    external_id: str | None = None,
+    occurred_at: dt.datetime | None = None,
+    program_name: str | None = None,
+) -> tuple[MemberEvent, bool]:
+    """Record a custom event and award the points of its rule within the rule's limits per member
+    per day / week / lifetime (over the limit: recorded with 0 points and the reason)."""
+    now = clock.now()
+    occurred_at = occurred_at or now
+    if occurred_at > now + FUTURE_TOLERANCE:
+        raise ValidationFailed("occurred_at is in the future", code="invalid_occurred_at")
+    kind = EventType.objects.filter(code=event_type).first()
+    if kind is None:
+        raise ValidationFailed(
+            f"Unknown event type '{event_type}'", code="unknown_event_type", fields={"event_type": ["Unknown."]}
+        )
+    member = _earning_member(member_number, None)
+    program = (
+        ledger_selectors.partner_program(partner=partner, name=program_name)
+        if partner
+        else ledger_selectors.program_default()
+    )
+    with transaction.atomic():
+        account = ledger.account_lock(account=ledger.account_open(member=member, program=program))
+        if external_id:
+            existing = MemberEvent.objects.filter(partner=partner, external_id=external_id).first()
+            if existing is not None:
+                if existing.member_id != member.pk or existing.event_type_id != kind.pk:
+                    raise Conflict("A different event with this external_id exists", code="duplicate_external_id")
+                return existing, False
+        rule = (
+            EventRule.objects.filter(program=program, event_type=kind, is_active=True)
+            .filter(
+                Q(valid_from__isnull=True) | Q(valid_from__lte=now),
+                Q(valid_until__isnull=True) | Q(valid_until__gt=now),
+            )
+            .first()
+        )
+        points, note = 0, "no rule for this event"
+        if rule is not None:
+            points, note = rule.points, ""
+            awarded = MemberEvent.objects.filter(member=member, rule=rule, points__gt=0)
+            limits = [
+                (rule.limit_per_day, awarded.filter(occurred_at__gte=occurred_at - dt.timedelta(days=1)), "daily"),
+                (rule.limit_per_week, awarded.filter(occurred_at__gte=occurred_at - dt.timedelta(days=7)), "weekly"),
+                (rule.limit_lifetime, awarded, "lifetime"),
+            ]
+            for limit, used, label in limits:
+                if limit is not None and used.count() >= limit:
+                    points, note = 0, f"{label} limit of {limit} reached"
+                    break
+        partner_member_link(partner=partner, member=member)
+        try:
+            with transaction.atomic():
+                event = MemberEvent.objects.create(
+                    member=member,
+                    partner=partner,
+                    event_type=kind,
+                    external_id=external_id or None,
+                    occurred_at=occurred_at,
+                    points=points,
+                    rule=rule,
+                    note=note,
+                    created_at=now,
+                )
+        except IntegrityError as exc:
+            raise Conflict("An event with this external_id exists", code="duplicate_external_id") from exc
+        if points:
+            ledger.points_credit(account=account, points=points, reason=f"event {kind.code}", partner=partner)
+            outbox_record(
+                event_type="points.earned",
+                member=member,
+                payload={
+                    "member_number": member.member_number,
+                    "event_type": kind.code,
+                    "points": points,
+                    "partner_id": getattr(partner, "pk", None),
+                },
+            )
+    return event, True

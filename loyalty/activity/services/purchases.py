@@ -1,0 +1,304 @@
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q, Sum
+
+from loyalty.activity import rules as rule_engine
+from loyalty.activity.models import EarningRule, RuleAward
+from loyalty.activity.services.linking import partner_member_link
+from loyalty.core import clock
+from loyalty.core.errors import Conflict, NotFound, ValidationFailed
+from loyalty.ledger import selectors as ledger_selectors
+from loyalty.ledger import services as ledger
+from loyalty.ledger.models import LedgerTransaction, Lot, Program, Purchase, Return, TransactionKind
+from loyalty.partners.services import outbox_record
+from loyalty.tiers.selectors import member_tier
+from loyalty.tiers.services import tier_upgrade_check
+from members.models import Member, MemberStatus
+from members.selectors import member_get_by_number
+
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+
+
+@dataclass
+class PurchaseOutcome:
+    purchase: Purchase
+    created: bool
+    points: int
+    pending_until: dt.datetime | None
+    explanation: list[dict] = field(default_factory=list)
+
+
+def _earning_member(member_number: str | None, member: Member | None) -> Member:
+    member = member or member_get_by_number(member_number=member_number or "")
+    if member.status != MemberStatus.ACTIVE:
+        raise Conflict(f"A {member.status} member cannot earn or burn points", code="member_inactive")
+    return member
+
+
+def _rules_for(program: Program, partner: Any | None, now: dt.datetime) -> list[EarningRule]:
+    return list(
+        EarningRule.objects.filter(program=program, is_active=True)
+        .filter(Q(partner__isnull=True) | Q(partner=partner))
+        .filter(
+            Q(valid_from__isnull=True) | Q(valid_from__lte=now), Q(valid_until__isnull=True) | Q(valid_until__gt=now)
+        )
+    )
+
+
+def _cap_left(rules: list[EarningRule], member: Member, now: dt.datetime) -> dict[int, int | None]:
+    capped = [r for r in rules if r.cap_per_day or r.cap_per_month]
+    left: dict[int, int | None] = {r.pk: None for r in rules}
+    if not capped:
+        return left
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month_start = day_start.replace(day=1)
+    sums = (
+        RuleAward.objects.filter(rule__in=capped, member=member, awarded_at__gte=month_start)
+        .values("rule_id")
+        .annotate(month=Sum("points"), day=Sum("points", filter=Q(awarded_at__gte=day_start)))
+    )
+    used = {row["rule_id"]: row for row in sums}
+    for rule in capped:
+        row = used.get(rule.pk, {"month": 0, "day": 0})
+        limits = []
+        if rule.cap_per_day:
+            limits.append(rule.cap_per_day - (row["day"] or 0))
+        if rule.cap_per_month:
+            limits.append(rule.cap_per_month - (row["month"] or 0))
+        left[rule.pk] = max(min(limits), 0)
+    return left
+
+
+def earn_for(
+    *, program: Program, partner: Any | None, member: Member, lines: list[dict[str, Any]], now: dt.datetime
+) -> rule_engine.Result:
+    """Evaluate the program's active rules for a purchase: the one source of points for the API,
+    the admin and importers."""
+    rules = _rules_for(program, partner, now)
+    caps = _cap_left(rules, member, now)
+    tier = member_tier(member=member, program=program)
+    context = rule_engine.Context(
+        earn_rate=program.earn_rate,
+        rounding=program.earn_rounding,
+        partner_multiplier=partner.earn_multiplier if partner is not None else Decimal("1"),
+        tier_multiplier=tier.earn_multiplier if tier is not None else Decimal("1"),
+        tier_name=tier.name if tier is not None else "",
+    )
+    return rule_engine.evaluate(
+        [
+            rule_engine.Line(
+                sku=str(line.get("sku", "")),
+                category=str(line.get("category", "")),
+                amount=Decimal(str(line.get("amount", 0))),
+                discount=Decimal(str(line.get("discount", 0) or 0)),
+            )
+            for line in lines
+        ],
+        context,
+        [
+            rule_engine.Rule(
+                id=r.pk,
+                name=r.name,
+                kind=r.kind,
+                categories=frozenset(r.categories),
+                skus=frozenset(str(s) for s in r.skus),
+                multiplier=r.multiplier,
+                bonus_points=r.bonus_points,
+                min_spend=r.min_spend,
+                priority=r.priority,
+                stackable=r.stackable,
+                cap_left=caps.get(r.pk),
+            )
+            for r in rules
+        ],
+    )
+
+
+def _outcome(purchase: Purchase, created: bool) -> PurchaseOutcome:
+    earn = LedgerTransaction.objects.filter(purchase=purchase, kind=TransactionKind.EARN).first()
+    pending_until = None
+    if earn is not None:
+        lot = Lot.objects.filter(transaction=earn).first()
+        pending_until = lot.available_at if lot is not None and lot.available_at > earn.created_at else None
+    return PurchaseOutcome(
+        purchase=purchase,
+        created=created,
+        points=purchase.points_earned,
+        pending_until=pending_until,
+        explanation=earn.explanation if earn is not None else [],
+    )
+
+
+def _same_purchase(existing: Purchase, member: Member, occurred_at: dt.datetime, lines: list[dict], total: Any) -> bool:
+    def norm(value: Any) -> Decimal:
+        return Decimal(str(value or 0)).quantize(Decimal("0.001"))
+
+    stored = sorted(
+        (line.sku, norm(line.quantity), norm(line.amount), norm(line.discount)) for line in existing.lines.all()
+    )
+    sent = sorted(
+        (str(line.get("sku", "")), norm(line.get("quantity", 1)), norm(line.get("amount")), norm(line.get("discount")))
+        for line in lines
+    )
+    same_total = total is None or norm(total) == norm(existing.total)
+    return existing.member_id == member.pk and existing.occurred_at == occurred_at and stored == sent and same_total
+
+
+def purchase_record(
+    *,
+    partner: Any | None,
+    external_id: str,
+    occurred_at: dt.datetime,
+    lines: list[dict[str, Any]],
+    member_number: str | None = None,
+    member: Member | None = None,
+    program_name: str | None = None,
+    currency: str | None = None,
+    total: Any | None = None,
+    tax: Any = 0,
+    discount: Any = 0,
+    store: str = "",
+) -> PurchaseOutcome:
+    """Store a purchase, link member and partner, evaluate earning rules, credit (pending for the
+    program's return window), ask tiers for an upgrade and record ``points.earned``.
+    The same external_id with the same content returns the first outcome (``created`` False);
+    with other content it is ``duplicate_external_id``."""
+    if not lines:
+        raise ValidationFailed(
+            "A purchase needs at least one line", code="lines_required", fields={"lines": ["Required."]}
+        )
+    now = clock.now()
+    if occurred_at > now + FUTURE_TOLERANCE:
+        raise ValidationFailed(
+            "occurred_at is in the future", code="invalid_occurred_at", fields={"occurred_at": ["In the future."]}
+        )
+    member = _earning_member(member_number, member)
+    program = (
+        ledger_selectors.partner_program(partner=partner, name=program_name)
+        if partner
+        else (Program.objects.get(name=program_name) if program_name else ledger_selectors.program_default())
+    )
+    if currency and currency.upper() != program.currency:
+        raise ValidationFailed(
+            f"This program takes {program.currency}",
+            code="currency_mismatch",
+            fields={"currency": [f"Use {program.currency}."]},
+        )
+    with transaction.atomic():
+        account = ledger.account_lock(account=ledger.account_open(member=member, program=program))
+        existing = Purchase.objects.filter(partner=partner, external_id=external_id).first()
+        if existing is not None:
+            if _same_purchase(existing, member, occurred_at, lines, total):
+                return _outcome(existing, created=False)
+            raise Conflict("A different purchase with this external_id exists", code="duplicate_external_id")
+        partner_member_link(partner=partner, member=member)
+        purchase = ledger.purchase_create(
+            program=program,
+            member=member,
+            partner=partner,
+            external_id=external_id,
+            occurred_at=occurred_at,
+            lines=lines,
+            currency=program.currency,
+            total=total,
+            tax=tax,
+            discount=discount,
+            store_code=store,
+        )
+        result = earn_for(program=program, partner=partner, member=member, lines=lines, now=now)
+        if result.points > 0:
+            ledger.points_credit(
+                account=account,
+                points=result.points,
+                reason=f"purchase {external_id}",
+                purchase=purchase,
+                partner=partner,
+                pending=True,
+                explanation=result.explanation,
+            )
+            RuleAward.objects.bulk_create(
+                [
+                    RuleAward(rule_id=rule_id, member=member, purchase=purchase, points=points, awarded_at=now)
+                    for rule_id, points in result.awards.items()
+                    if points
+                ]
+            )
+            purchase.refresh_from_db()
+        tier_upgrade_check(member=member, program=program)
+        outcome = _outcome(purchase, created=True)
+        if outcome.points:
+            outbox_record(
+                event_type="points.earned",
+                member=member,
+                payload={
+                    "member_number": member.member_number,
+                    "purchase_external_id": external_id,
+                    "points": outcome.points,
+                    "pending_until": outcome.pending_until,
+                    "partner_id": getattr(partner, "pk", None),
+                },
+            )
+    return outcome
+
+
+def return_record(
+    *,
+    partner: Any | None,
+    purchase_external_id: str,
+    external_id: str,
+    lines: list[dict[str, Any]] | None = None,
+    amount: Any | None = None,
+    occurred_at: dt.datetime | None = None,
+) -> tuple[Return, bool]:
+    """Record a return of a partner's purchase and reverse its points per the return policy.
+    Returns (return, created)."""
+    purchase = (
+        Purchase.objects.filter(partner=partner, external_id=purchase_external_id)
+        .select_related("member", "program")
+        .first()
+    )
+    if purchase is None:
+        raise NotFound("No purchase with this external_id", code="purchase_not_found")
+    existing = Return.objects.filter(partner=partner, external_id=external_id).first()
+    if existing is not None:
+        same = existing.purchase_id == purchase.pk and (
+            (amount is not None and Decimal(str(amount)).quantize(Decimal("0.01")) == existing.amount)
+            or (
+                lines
+                and sorted((str(i.get("sku")), Decimal(str(i.get("quantity", 0)))) for i in lines)
+                == sorted((i["sku"], Decimal(i["quantity"])) for i in existing.lines)
+            )
+        )
+        if not same:
+            raise Conflict("A different return with this external_id exists", code="duplicate_external_id")
+        return existing, False
+    with transaction.atomic():
+        ret = ledger.purchase_return_clawback(
+            purchase=purchase,
+            external_id=external_id,
+            amount=amount,
+            lines=lines,
+            occurred_at=occurred_at,
+            partner=partner,
+        )
+        reversed_points = ret.points_reversed + ret.points_to_debt
+        if reversed_points or ret.points_written_off:
+            outbox_record(
+                event_type="points.reversed",
+                member=purchase.member,
+                payload={
+                    "member_number": purchase.member.member_number,
+                    "purchase_external_id": purchase_external_id,
+                    "return_external_id": external_id,
+                    "points_reversed": reversed_points,
+                    "points_written_off": ret.points_written_off,
+                    "partner_id": getattr(partner, "pk", None),
+                },
+            )
+    return ret, True

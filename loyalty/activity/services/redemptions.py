@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from loyalty.activity.services.linking import partner_member_link
+from loyalty.activity.services.purchases import _earning_member
+from loyalty.core.errors import NotFound
+from loyalty.ledger import selectors as ledger_selectors
+from loyalty.ledger import services as ledger
+from loyalty.ledger.models import Redemption, RedemptionStatus
+from loyalty.partners.services import outbox_record
+
+
+def redemption_record(
+    *,
+    partner: Any | None,
+    member_number: str,
+    points: int,
+    external_id: str | None,
+    description: str = "",
+    program_name: str | None = None,
+) -> tuple[Redemption, bool]:
+    """Burn points at a partner. Returns (redemption, created); the same external_id with the
+    same member and points returns the first one, other content is ``duplicate_external_id``."""
+    member = _earning_member(member_number, None)
+    program = (
+        ledger_selectors.partner_program(partner=partner, name=program_name)
+        if partner
+        else ledger_selectors.program_default()
+    )
+    with transaction.atomic():
+        account = ledger.account_open(member=member, program=program)
+        before = (
+            Redemption.objects.filter(partner=partner, external_id=external_id).values_list("pk", flat=True).first()
+            if external_id
+            else None
+        )
+        redemption = ledger.points_redeem(
+            account=account, points=points, description=description, partner=partner, external_id=external_id
+        )
+        created = before is None
+        if created:
+            partner_member_link(partner=partner, member=member)
+            outbox_record(
+                event_type="points.redeemed",
+                member=member,
+                payload={
+                    "member_number": member.member_number,
+                    "points": points,
+                    "redemption_id": redemption.pk,
+                    "external_id": external_id,
+                    "partner_id": getattr(partner, "pk", None),
+                },
+            )
+    return redemption, created
+
+
+def redemption_cancel(*, partner: Any | None, redemption_id: int) -> Redemption:
+    """Cancel a partner's redemption: the points go back to the exact lots they came from."""
+    redemption = Redemption.objects.filter(pk=redemption_id, partner=partner).select_related("account__member").first()
+    if redemption is None:
+        raise NotFound("No such redemption", code="redemption_not_found")
+    with transaction.atomic():
+        was_open = redemption.status == RedemptionStatus.COMPLETED
+        ledger.points_refund(redemption=redemption)
+        if was_open:
+            outbox_record(
+                event_type="points.reversed",
+                member=redemption.account.member,
+                payload={
+                    "member_number": redemption.account.member.member_number,
+                    "redemption_id": redemption.pk,
+                    "points_refunded": redemption.points,
+                    "partner_id": getattr(partner, "pk", None),
+                },
+            )
+    redemption.refresh_from_db()
+    return redemption

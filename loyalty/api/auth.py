@@ -1,0 +1,80 @@
+"""Partner authentication (``Authorization: Api-Key <key>``), scopes and per-key throttling."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from rest_framework import authentication, exceptions, permissions, throttling
+
+from loyalty.core import clock
+from loyalty.partners.models import PartnerAPIKey, PartnerStatus
+
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+class PartnerUser:
+    """The authenticated principal: a partner through one of its keys."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+
+    def __init__(self, key: PartnerAPIKey):
+        self.key = key
+        self.partner = key.partner
+        self.pk = None
+
+    def get_username(self) -> str:
+        return f"partner:{self.partner.pk}"
+
+    def __str__(self) -> str:
+        return self.partner.name
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Api-Key"
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        keyword, _, raw = header.partition(" ")
+        if keyword != self.keyword or not raw.strip():
+            raise exceptions.AuthenticationFailed("Use 'Authorization: Api-Key <key>'")
+        try:
+            key = PartnerAPIKey.objects.get_from_key(raw.strip())
+        except PartnerAPIKey.DoesNotExist:
+            raise exceptions.AuthenticationFailed("Unknown or revoked API key") from None
+        if key.has_expired:
+            raise exceptions.AuthenticationFailed("This API key has expired")
+        if key.partner.status != PartnerStatus.ACTIVE:
+            raise exceptions.AuthenticationFailed("This partner is suspended")
+        now = clock.now()
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+            PartnerAPIKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        return PartnerUser(key), key
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+
+class HasScope(permissions.BasePermission):
+    """GET/HEAD/OPTIONS need the ``read`` scope; everything else needs ``write``."""
+
+    message = "This API key lacks the scope for this request"
+
+    def has_permission(self, request, view):
+        user = request.user
+        if not isinstance(user, PartnerUser):
+            return False
+        needed = "read" if request.method in permissions.SAFE_METHODS else "write"
+        return needed in (user.key.scopes or [])
+
+
+class PerKeyThrottle(throttling.SimpleRateThrottle):
+    scope = "partner"
+
+    def get_cache_key(self, request, view):
+        if not isinstance(request.user, PartnerUser):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.user.key.pk}

@@ -1,0 +1,189 @@
+"""Request and response shapes of the partner API (validation only; no business rules)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from loyalty.partners.models import WEBHOOK_EVENT_TYPES
+from members.models import ConsentChannel, ConsentPurpose
+
+MONEY = {"max_digits": 12, "decimal_places": 2, "min_value": Decimal("0")}
+
+
+class ProblemSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField(help_text="Stable machine-readable error code")
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+class ConsentInSerializer(serializers.Serializer):
+    purpose = serializers.ChoiceField(choices=ConsentPurpose.choices)
+    channel = serializers.ChoiceField(choices=ConsentChannel.choices, required=False, default="", allow_blank=True)
+    granted = serializers.BooleanField()
+
+
+class EnrollSerializer(serializers.Serializer):
+    email = serializers.EmailField(required=False, allow_null=True, allow_blank=True, max_length=254)
+    first_name = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+    last_name = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+    phone = serializers.CharField(required=False, allow_blank=True, max_length=32, default="")
+    birth_date = serializers.DateField(required=False, allow_null=True)
+    postal_code = serializers.CharField(required=False, allow_blank=True, max_length=20, default="")
+    consents = ConsentInSerializer(many=True, required=False, default=list)
+    consent_wording_version = serializers.CharField(required=False, allow_blank=True, max_length=40, default="")
+
+
+class MemberSerializer(serializers.Serializer):
+    member_number = serializers.CharField()
+    email = serializers.EmailField(allow_null=True)
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    phone = serializers.CharField()
+    birth_date = serializers.DateField(allow_null=True)
+    postal_code = serializers.CharField()
+    status = serializers.CharField()
+    enrolled_at = serializers.DateTimeField()
+
+
+class ExpiringSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    points = serializers.IntegerField()
+
+
+class BalanceSerializer(serializers.Serializer):
+    member_number = serializers.CharField()
+    program = serializers.CharField()
+    available = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    debt = serializers.IntegerField()
+    expiring = ExpiringSerializer(many=True)
+    tier = serializers.CharField(allow_null=True)
+    tier_progress = serializers.DictField()
+
+
+class EntrySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    points = serializers.IntegerField()
+    reason = serializers.CharField(source="transaction.reason")
+    created_at = serializers.DateTimeField()
+
+
+class LineSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    category = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    quantity = serializers.DecimalField(max_digits=12, decimal_places=3, min_value=Decimal("0.001"), default=1)
+    unit_price = serializers.DecimalField(**MONEY, required=False, default=0)
+    amount = serializers.DecimalField(**MONEY)
+    discount = serializers.DecimalField(**MONEY, required=False, default=0)
+
+
+class PurchaseInSerializer(serializers.Serializer):
+    member_number = serializers.CharField(max_length=20)
+    external_id = serializers.CharField(max_length=100)
+    occurred_at = serializers.DateTimeField()
+    currency = serializers.RegexField(r"^[A-Za-z]{3}$", required=False)
+    total = serializers.DecimalField(**MONEY)
+    tax = serializers.DecimalField(**MONEY, required=False, default=0)
+    discount = serializers.DecimalField(**MONEY, required=False, default=0)
+    store = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
+    lines = LineSerializer(many=True, allow_empty=False, max_length=1000)
+    program = serializers.CharField(max_length=100, required=False)
+
+
+class ExplanationSerializer(serializers.Serializer):
+    rule = serializers.CharField()
+    detail = serializers.CharField(required=False)
+    points = serializers.CharField(required=False)
+
+
+class PurchaseOutSerializer(serializers.Serializer):
+    purchase_id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    member_number = serializers.CharField()
+    points_earned = serializers.IntegerField()
+    points_pending_until = serializers.DateTimeField(allow_null=True)
+    explanation = ExplanationSerializer(many=True)
+
+
+class ReturnLineSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = serializers.DecimalField(max_digits=12, decimal_places=3, min_value=Decimal("0.001"))
+
+
+class ReturnInSerializer(serializers.Serializer):
+    purchase_external_id = serializers.CharField(max_length=100)
+    external_id = serializers.CharField(max_length=100)
+    lines = ReturnLineSerializer(many=True, required=False, allow_empty=False)
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"), required=False)
+    occurred_at = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs):
+        if ("lines" in attrs) == ("amount" in attrs):
+            raise serializers.ValidationError("Give either lines or amount")
+        return attrs
+
+
+class ReturnOutSerializer(serializers.Serializer):
+    return_id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    purchase_external_id = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+    points_reversed = serializers.IntegerField()
+    points_written_off = serializers.IntegerField()
+
+
+class RedemptionInSerializer(serializers.Serializer):
+    member_number = serializers.CharField(max_length=20)
+    points = serializers.IntegerField(min_value=1, max_value=10**12)
+    external_id = serializers.CharField(max_length=100)
+    description = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    program = serializers.CharField(max_length=100, required=False)
+
+
+class RedemptionOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_id = serializers.CharField(allow_null=True)
+    member_number = serializers.CharField()
+    points = serializers.IntegerField()
+    status = serializers.CharField()
+    description = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class EventInSerializer(serializers.Serializer):
+    member_number = serializers.CharField(max_length=20)
+    event_type = serializers.SlugField(max_length=50)
+    external_id = serializers.CharField(max_length=100, required=False)
+    occurred_at = serializers.DateTimeField(required=False)
+
+
+class EventOutSerializer(serializers.Serializer):
+    event_id = serializers.IntegerField()
+    event_type = serializers.CharField()
+    member_number = serializers.CharField()
+    points = serializers.IntegerField()
+    note = serializers.CharField()
+
+
+class WebhookInSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=500)
+    event_types = serializers.ListField(child=serializers.ChoiceField(choices=WEBHOOK_EVENT_TYPES), allow_empty=False)
+
+
+class WebhookOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.CharField()
+    event_types = serializers.ListField(child=serializers.CharField())
+    is_active = serializers.BooleanField()
+    disabled_reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class WebhookCreatedSerializer(WebhookOutSerializer):
+    secret = serializers.CharField(help_text="Signing secret, shown only once")
