@@ -1,9 +1,9 @@
 """Ledger benchmark on PostgreSQL. Prints:
-  - credits per second through points_credit (one client),
-  - FEFO debits per second on accounts holding 50 lots each,
-  - time to expire 1,000,000 lots across 100,000 accounts with expire_due_lots (target < 30 s).
+- credits per second through points_credit (one client),
+- FEFO debits per second on accounts holding 50 lots each,
+- time to expire 1,000,000 lots across 100,000 accounts with expire_due_lots (target < 30 s).
 
-    .venv/bin/python bench/ledger_bench.py [--lots 1000000 --accounts 100000]
+  .venv/bin/python bench/ledger_bench.py [--lots 1000000 --accounts 100000]
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def main() -> None:
     # 2. FEFO debits, 50 lots per account
     fefo_accounts = accounts[:100]
     for account in fefo_accounts:
-        for lot in range(50 - args.credits // len(accounts)):
+        for _lot in range(50 - args.credits // len(accounts)):
             services.points_credit(account=account, points=10, reason="lot")
     debits = 0
     t = time.perf_counter()
@@ -100,8 +100,10 @@ def main() -> None:
 
     print(f"credits through points_credit: {credit_rate:,.0f} /s ({args.credits} credits, 1 client)")
     print(f"FEFO debits (50 lots per account, each debit spans 4 lots): {debit_rate:,.0f} /s ({debits} debits)")
-    print(f"expire {due:,} due lots across {due_accounts:,} accounts: {expire_seconds:.1f} s "
-          f"({touched:,} accounts touched, {expired_entries:,} expire entries written; target < 30 s)")
+    print(
+        f"expire {due:,} due lots across {due_accounts:,} accounts: {expire_seconds:.1f} s "
+        f"({touched:,} accounts touched, {expired_entries:,} expire entries written; target < 30 s)"
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import datetime as dt
 import uuid
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, Max, Min, OuterRef, Q
 
 from loyalty.core import clock
 from loyalty.ledger.models import Account, AccountKind, Lot, Program
@@ -20,17 +20,9 @@ from loyalty.ledger.models import Account, AccountKind, Lot, Program
 BATCH_ACCOUNTS = 5000
 
 
-def _placeholders(ids: list[int]) -> str:
-    return ", ".join(["%s"] * len(ids))
-
-
-def _lock(ids: list[int]) -> list[int]:
-    return list(Account.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
-
-
-def _mature(cursor, ids: list[int], now: dt.datetime) -> None:
-    inn = _placeholders(ids)
-    due = f"is_pending AND available_at <= %s AND account_id IN ({inn})"
+def _mature(cursor, lo: int, hi: int, now: dt.datetime) -> None:
+    ids = [lo, hi]
+    due = "is_pending AND available_at <= %s AND account_id BETWEEN %s AND %s"
     cursor.execute(
         f"""UPDATE ledger_account SET pending = pending - s.pts, available = available + s.pts
             FROM (SELECT account_id, SUM(remaining) AS pts FROM ledger_lot WHERE {due} GROUP BY account_id) AS s
@@ -40,9 +32,9 @@ def _mature(cursor, ids: list[int], now: dt.datetime) -> None:
     cursor.execute(f"UPDATE ledger_lot SET is_pending = %s WHERE {due}", [False, now, *ids])  # noqa: S608
 
 
-def _expire(cursor, ids: list[int], now: dt.datetime) -> None:
-    inn = _placeholders(ids)
-    due = f"l.remaining > 0 AND l.expires_at <= %s AND l.account_id IN ({inn})"
+def _expire(cursor, lo: int, hi: int, now: dt.datetime) -> None:
+    ids = [lo, hi]
+    due = "l.remaining > 0 AND l.expires_at <= %s AND l.account_id BETWEEN %s AND %s"
     stamp = uuid.uuid4().hex
     key = "'expire:' || l.account_id || ':' || %s"
     cursor.execute(
@@ -83,23 +75,22 @@ def _expire(cursor, ids: list[int], now: dt.datetime) -> None:
 
 
 def settle_accounts(*, account_ids: list[int], now: dt.datetime) -> bool:
-    """Mature and expire what is due on accounts the caller has locked. Returns whether
-    anything changed. Called by ``account_lock`` for one account."""
+    """Mature and expire what is due on one locked account (``account_lock``). Returns whether
+    anything changed."""
+    (account_id,) = account_ids
     due = list(
-        Lot.objects.filter(account_id__in=account_ids)
+        Lot.objects.filter(account_id=account_id)
         .filter(Q(is_pending=True, available_at__lte=now) | Q(remaining__gt=0, expires_at__lte=now))
         .values_list("is_pending", "available_at", "expires_at")[:1000]
     )
     if not due:
         return False
-    has_mature = any(pending and available_at <= now for pending, available_at, _ in due)
-    has_expire = any(expires_at is not None and expires_at <= now for _, _, expires_at in due)
     with connection.cursor() as cursor:
-        if has_mature:
-            _mature(cursor, account_ids, now)
-        if has_expire:
+        if any(pending and available_at <= now for pending, available_at, _ in due):
+            _mature(cursor, account_id, account_id, now)
+        if any(expires_at is not None and expires_at <= now for _, _, expires_at in due):
             _ensure_breakage_accounts()
-            _expire(cursor, account_ids, now)
+            _expire(cursor, account_id, account_id, now)
     return True
 
 
@@ -111,24 +102,28 @@ def _ensure_breakage_accounts() -> None:
 
 
 def _run(*, due_lots, step, now: dt.datetime, batch: int) -> int:
-    """Walk accounts with due lots in primary-key order, one locked batch per transaction."""
-    done, last = 0, 0
-    while True:
-        ids = list(
-            due_lots.filter(account_id__gt=last)
-            .order_by("account_id")
-            .values_list("account_id", flat=True)
-            .distinct()[:batch]
-        )
-        if not ids:
-            return done
+    """Walk member accounts in windows of primary keys. In each window, one transaction locks
+    (in primary-key order) the accounts that have due lots, then ``step`` handles the window
+    with a few set-based statements. Returns the number of accounts handled."""
+    bounds = Account.objects.filter(kind=AccountKind.MEMBER).aggregate(lo=Min("pk"), hi=Max("pk"))
+    if bounds["lo"] is None:
+        return 0
+    done = 0
+    for lo in range(bounds["lo"], bounds["hi"] + 1, batch):
+        hi = lo + batch - 1
         with transaction.atomic():
-            locked = _lock(ids)
+            locked = list(
+                Account.objects.select_for_update()
+                .filter(pk__gte=lo, pk__lte=hi)
+                .filter(Exists(due_lots.filter(account_id=OuterRef("pk"))))
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
             if locked:
                 with connection.cursor() as cursor:
-                    step(cursor, locked, now)
-        done += len(ids)
-        last = ids[-1]
+                    step(cursor, lo, hi, now)
+        done += len(locked)
+    return done
 
 
 def mature_pending_lots(*, now: dt.datetime | None = None, batch: int = BATCH_ACCOUNTS) -> int:
