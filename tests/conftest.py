@@ -32,3 +32,26 @@ def _reset_clock():
 @pytest.fixture
 def is_postgres():
     return connection.vendor == "postgresql"
+
+
+def _seed_reference_data():
+    """Transactional tests flush every table, data-migration rows included: put them back."""
+    import importlib
+
+    from django.apps import apps
+
+    from loyalty.core.roles import sync_roles
+
+    importlib.import_module("loyalty.ledger.migrations.0002_append_only_default_program_roles").default_program(
+        apps, None
+    )
+    importlib.import_module("loyalty.activity.migrations.0002_builtin_event_types_roles").seed(apps, None)
+    sync_roles(apps)
+
+
+@pytest.fixture(autouse=True)
+def _reference_data_after_flush(request):
+    marker = request.node.get_closest_marker("django_db")
+    if marker and marker.kwargs.get("transaction"):
+        request.getfixturevalue("transactional_db")
+        _seed_reference_data()

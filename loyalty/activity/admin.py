@@ -1,0 +1,56 @@
+from django.contrib import admin
+
+from loyalty.activity.models import EarningRule, EventRule, EventType, MemberEvent
+
+
+@admin.register(EarningRule)
+class EarningRuleAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "program",
+        "kind",
+        "multiplier",
+        "bonus_points",
+        "priority",
+        "stackable",
+        "is_active",
+        "valid_from",
+        "valid_until",
+    )
+    list_filter = ("program", "kind", "is_active", "stackable")
+    search_fields = ("name",)
+    fieldsets = (
+        (None, {"fields": ("program", "name", "kind", "is_active", "priority", "stackable", "partner")}),
+        ("What it applies to", {"fields": ("categories", "skus", "min_spend")}),
+        ("What it gives", {"fields": ("multiplier", "bonus_points")}),
+        ("Limits", {"fields": ("valid_from", "valid_until", "cap_per_day", "cap_per_month")}),
+    )
+
+
+@admin.register(EventType)
+class EventTypeAdmin(admin.ModelAdmin):
+    list_display = ("code", "name")
+    search_fields = ("code", "name")
+
+
+@admin.register(EventRule)
+class EventRuleAdmin(admin.ModelAdmin):
+    list_display = ("event_type", "program", "points", "limit_per_day", "limit_per_week", "limit_lifetime", "is_active")
+    list_filter = ("program", "is_active", "event_type")
+
+
+@admin.register(MemberEvent)
+class MemberEventAdmin(admin.ModelAdmin):
+    list_display = ("occurred_at", "event_type", "member", "partner", "points", "note")
+    list_filter = ("event_type",)
+    search_fields = ("=member__member_number", "=external_id")
+    raw_id_fields = ("member",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
