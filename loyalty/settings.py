@@ -117,6 +117,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "ledger-mature-pending": {"task": "ledger.mature_pending_lots", "schedule": 15 * 60},
     "ledger-expire-due": {"task": "ledger.expire_due_lots", "schedule": 60 * 60},
     "partners-webhooks-sweep": {"task": "partners.webhooks_sweep", "schedule": 60},
+    "ledger-expiring-notify": {"task": "ledger.expiring_notify", "schedule": crontab(hour=6, minute=0)},
     "tiers-nightly-evaluation": {"task": "tiers.evaluate", "schedule": crontab(hour=2, minute=30)},
 }
 

@@ -11,3 +11,8 @@ def mature_pending_lots() -> int:
 @shared_task(name="ledger.expire_due_lots")
 def expire_due_lots() -> int:
     return services.expire_due_lots()
+
+
+@shared_task(name="ledger.expiring_notify")
+def expiring_notify() -> int:
+    return services.expiring_notify()

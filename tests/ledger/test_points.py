@@ -276,3 +276,20 @@ def test_liability_is_outstanding_points_times_point_value(t0):
     services.points_credit(account=account, points=500, reason="y", pending=True)
     figures = selectors.points_liability(program=program)
     assert (figures["points"], str(figures["value"])) == (1500, "15.00")
+
+
+def test_expiry_and_expiring_soon_record_outbox_events(t0):
+    from loyalty.partners.models import OutboxEvent
+
+    program = make_program(expiry_policy="fixed_months", expiry_months=1)
+    account = make_account(program)
+    services.points_credit(account=account, points=30, reason="x")
+    expires_at = Lot.objects.get(account=account).expires_at
+    clock.set_now(expires_at - dt.timedelta(days=7))
+    assert services.expiring_notify(days=7) == 1
+    expiring = OutboxEvent.objects.get(event_type="points.expiring")
+    assert expiring.member_id == account.member_id and expiring.payload["points"] == 30
+    clock.set_now(expires_at)
+    services.expire_due_lots()
+    expired = OutboxEvent.objects.get(event_type="points.expired")
+    assert expired.payload == {"member_number": account.member.member_number, "program": program.name, "points": 30}

@@ -1,7 +1,7 @@
 """Everything that writes the ledger. Import from the submodules' public names here."""
 
 from loyalty.ledger.services.accounts import account_lock, account_open, program_create, program_update, system_account
-from loyalty.ledger.services.jobs import expire_due_lots, mature_pending_lots
+from loyalty.ledger.services.jobs import expire_due_lots, expiring_notify, mature_pending_lots
 from loyalty.ledger.services.points import (
     points_adjust,
     points_credit,
@@ -16,6 +16,7 @@ __all__ = [
     "account_lock",
     "account_open",
     "expire_due_lots",
+    "expiring_notify",
     "mature_pending_lots",
     "points_adjust",
     "points_credit",

@@ -68,6 +68,17 @@ def _expire(cursor, lo: int, hi: int, now: dt.datetime) -> None:
             WHERE ledger_account.id = s.account_id""",  # noqa: S608
         [now, *ids],
     )
+    json_object = "json_build_object" if connection.vendor == "postgresql" else "json_object"
+    cursor.execute(
+        f"""INSERT INTO partners_outboxevent (event_type, member_id, payload, created_at, published_at)
+            SELECT 'points.expired', a.member_id,
+                   {json_object}('member_number', m.member_number, 'program', p.name, 'points', s.pts), %s, NULL
+            FROM (SELECT l.account_id, SUM(l.remaining) AS pts FROM ledger_lot l WHERE {due} GROUP BY l.account_id) AS s
+            JOIN ledger_account a ON a.id = s.account_id
+            JOIN members_member m ON m.id = a.member_id
+            JOIN ledger_program p ON p.id = a.program_id""",  # noqa: S608
+        [now, now, *ids],
+    )
     cursor.execute(
         f"UPDATE ledger_lot SET remaining = 0 WHERE id IN (SELECT l.id FROM ledger_lot l WHERE {due})",  # noqa: S608
         [now, *ids],
@@ -140,3 +151,25 @@ def expire_due_lots(*, now: dt.datetime | None = None, batch: int = BATCH_ACCOUN
     _ensure_breakage_accounts()
     due = Lot.objects.filter(remaining__gt=0, expires_at__lte=now)
     return _run(due_lots=due, step=_expire, now=now, batch=batch)
+
+
+def expiring_notify(*, days: int = 7, now: dt.datetime | None = None) -> int:
+    """Record one ``points.expiring`` event per account whose lots expire on the day that is
+    ``days`` ahead (run daily: each lot is announced once). Set-based; returns events written."""
+    now = now or clock.now()
+    start = (now + dt.timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + dt.timedelta(days=1)
+    json_object = "json_build_object" if connection.vendor == "postgresql" else "json_object"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO partners_outboxevent (event_type, member_id, payload, created_at, published_at)
+                SELECT 'points.expiring', a.member_id,
+                       {json_object}('member_number', m.member_number, 'program', p.name, 'points', s.pts, 'expires_on', %s), %s, NULL
+                FROM (SELECT l.account_id, SUM(l.remaining) AS pts FROM ledger_lot l
+                      WHERE l.remaining > 0 AND l.expires_at >= %s AND l.expires_at < %s GROUP BY l.account_id) AS s
+                JOIN ledger_account a ON a.id = s.account_id AND a.kind = 'member'
+                JOIN members_member m ON m.id = a.member_id
+                JOIN ledger_program p ON p.id = a.program_id""",  # noqa: S608 - fixed function name only
+            [start.date().isoformat(), now, start, end],
+        )
+        return cursor.rowcount
