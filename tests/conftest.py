@@ -24,6 +24,17 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _celery_eager():
+    """Tests run Celery tasks in-process even when REDIS_URL is set (CI): no worker needed."""
+    from loyalty.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
 def _reset_clock():
     yield
     clock.set_now(None)
