@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "loyalty.tiers",
     "loyalty.activity",
     "loyalty.api",
+    "segments",
 ]
 
 MIDDLEWARE = [
@@ -119,6 +120,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "partners-webhooks-sweep": {"task": "partners.webhooks_sweep", "schedule": 60},
     "ledger-expiring-notify": {"task": "ledger.expiring_notify", "schedule": crontab(hour=6, minute=0)},
     "tiers-nightly-evaluation": {"task": "tiers.evaluate", "schedule": crontab(hour=2, minute=30)},
+    "segments-refresh-dynamic": {"task": "segments.refresh_dynamic_segments", "schedule": 60 * 60},
+    "segments-nightly-scores": {"task": "segments.compute_scores", "schedule": crontab(hour=1, minute=30)},
 }
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -118,3 +118,54 @@ class MemberEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type_id} {self.member_id} +{self.points}"
+
+
+class ImportedCampaign(models.Model):
+    """A campaign of imported retail data (e.g. The Complete Journey), kept raw until the offers
+    work maps it: segment and campaign analysis can already use who was targeted."""
+
+    source = models.CharField(max_length=40)
+    external_id = models.CharField(max_length=100)
+    kind = models.CharField(max_length=40, blank=True)
+    starts_on = models.DateField(null=True, blank=True)
+    ends_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="imported_campaign_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} campaign {self.external_id}"
+
+
+class CampaignTarget(models.Model):
+    """A member an imported campaign targeted."""
+
+    campaign = models.ForeignKey(ImportedCampaign, on_delete=models.CASCADE, related_name="targets")
+    member = models.ForeignKey("members.Member", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "member"], name="campaign_target_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} -> {self.member_id}"
+
+
+class CouponRedemption(models.Model):
+    """A coupon of an imported campaign redeemed by a member (raw, as in the source data)."""
+
+    campaign = models.ForeignKey(ImportedCampaign, on_delete=models.CASCADE, related_name="redemptions")
+    member = models.ForeignKey("members.Member", on_delete=models.CASCADE, related_name="+")
+    coupon_code = models.CharField(max_length=40)
+    redeemed_on = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "member", "coupon_code", "redeemed_on"], name="coupon_redemption_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.coupon_code} by {self.member_id}"

@@ -139,14 +139,23 @@ class MemberTier(models.Model):
     ``downgrade_to``/``downgrade_at`` is a downgrade waiting out its grace period.
     """
 
-    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="tier_statuses")
-    program = models.ForeignKey("ledger.Program", on_delete=models.PROTECT, related_name="+")
-    tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    earned_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Few indexes and foreign-key checks: the nightly job rewrites many rows at once. The unique
+    # (member, program) serves lookups by member and the job's walk in member order; tiers are
+    # protected from deletion by the ORM (PROTECT) instead of a per-row database check.
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="tier_statuses", db_index=False)
+    program = models.ForeignKey("ledger.Program", on_delete=models.PROTECT, related_name="+", db_index=False)
+    tier = models.ForeignKey(
+        Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    earned_tier = models.ForeignKey(
+        Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     tier_since = models.DateTimeField()
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
-    downgrade_to = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    downgrade_to = models.ForeignKey(
+        Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     downgrade_at = models.DateTimeField(null=True, blank=True)
     manual_until = models.DateTimeField(null=True, blank=True)
     manual_reason = models.TextField(blank=True)
@@ -156,14 +165,13 @@ class MemberTier(models.Model):
         verbose_name_plural = "member tier statuses"
         permissions = [("manual_tier", "Can set a tier by hand (status match)")]
         constraints = [
-            models.UniqueConstraint(fields=["program", "member"], name="membertier_one_per_member_program"),
+            models.UniqueConstraint(fields=["member", "program"], name="membertier_one_per_member_program"),
             models.CheckConstraint(
                 condition=Q(period_end__isnull=True) | Q(period_start__lt=models.F("period_end")),
                 name="membertier_period_ordered",
             ),
         ]
         indexes = [
-            models.Index(fields=["program", "period_end"], name="membertier_period_due"),
             models.Index(
                 fields=["program", "downgrade_at"],
                 condition=Q(downgrade_at__isnull=False),
@@ -174,7 +182,6 @@ class MemberTier(models.Model):
                 condition=Q(manual_until__isnull=False),
                 name="membertier_manual_due",
             ),
-            models.Index(fields=["program", "tier"], name="membertier_distribution"),
         ]
 
     def __str__(self) -> str:
@@ -192,15 +199,25 @@ class ChangeReason(models.TextChoices):
 class TierChange(models.Model):
     """One row per change of a member's tier. Written by services and the nightly job only."""
 
-    status = models.ForeignKey(MemberTier, on_delete=models.CASCADE, related_name="changes")
-    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="+")
-    program = models.ForeignKey("ledger.Program", on_delete=models.PROTECT, related_name="+")
-    from_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    to_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status = models.ForeignKey(MemberTier, on_delete=models.CASCADE, related_name="changes", db_constraint=False)
+    # Written in bulk by the nightly job: (member, changed_at) and (program, changed_at) serve the
+    # reads; no index or database check per foreign key (members and tiers are never deleted).
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    program = models.ForeignKey(
+        "ledger.Program", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    from_tier = models.ForeignKey(
+        Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    to_tier = models.ForeignKey(
+        Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     reason = models.CharField(max_length=16, choices=ChangeReason.choices)
     note = models.TextField(blank=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     changed_at = models.DateTimeField()
 

@@ -46,3 +46,16 @@ def test_nightly_run_and_upgrade_checks_together_close_each_period_once(run):
     assert all(tier_name(m, program) == "Base" for m in members)
     assert TierChange.objects.filter(program=program, reason=ChangeReason.DOWNGRADE).count() == len(members)
     assert OutboxEvent.objects.filter(event_type="tier.downgraded").count() == len(members)
+
+
+def test_parallel_workers_split_the_members_and_give_the_same_result():
+    program = make_program()
+    clock.set_now(at(2030, 3, 1))
+    members = [MemberFactory() for _ in range(30)]
+    for number, member in enumerate(members):
+        buy(member, program, "1000.00" if number % 3 else "600.00")
+    result = services.tiers_evaluate(now=at(2032, 1, 1, 2), batch=4, workers=3)
+    assert result["members"] == 30 and result["downgrades"] == 30 and result["batches"] >= 3
+    assert all(tier_name(m, program) == "Base" for m in members)
+    assert TierChange.objects.filter(program=program, reason=ChangeReason.DOWNGRADE).count() == 30
+    assert services.tiers_evaluate(now=at(2032, 1, 1, 2), workers=3)["members"] == 0

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 
 from loyalty.activity import rules as rule_engine
 from loyalty.activity.models import EarningRule, RuleAward
@@ -53,24 +54,39 @@ def _rules_for(program: Program, partner: Any | None, now: dt.datetime) -> list[
 
 def _cap_left(rules: list[EarningRule], member: Member, now: dt.datetime) -> dict[int, int | None]:
     capped = [r for r in rules if r.cap_per_day or r.cap_per_month]
+    if not capped:
+        return {r.pk: None for r in rules}
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    awards = RuleAward.objects.filter(rule__in=capped, member=member, awarded_at__gte=month_start)
+    return caps_left(rules, awards.values_list("rule_id", "awarded_at", "points"), now)
+
+
+def caps_left(
+    rules: list[EarningRule], awards: Iterable[tuple[int, dt.datetime, int]], now: dt.datetime
+) -> dict[int, int | None]:
+    """Points each rule may still give a member at ``now`` under its day and month caps (None: no
+    cap), from the member's earlier awards as (rule id, awarded_at, points). Pure: the purchase
+    workflow feeds it from the database, the batch importer from memory."""
     left: dict[int, int | None] = {r.pk: None for r in rules}
+    capped = [r for r in rules if r.cap_per_day or r.cap_per_month]
     if not capped:
         return left
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     month_start = day_start.replace(day=1)
-    sums = (
-        RuleAward.objects.filter(rule__in=capped, member=member, awarded_at__gte=month_start)
-        .values("rule_id")
-        .annotate(month=Sum("points"), day=Sum("points", filter=Q(awarded_at__gte=day_start)))
-    )
-    used = {row["rule_id"]: row for row in sums}
+    used: dict[int, list[int]] = {}
+    for rule_id, awarded_at, points in awards:
+        if awarded_at >= month_start:
+            day_month = used.setdefault(rule_id, [0, 0])
+            day_month[1] += points
+            if awarded_at >= day_start:
+                day_month[0] += points
     for rule in capped:
-        row = used.get(rule.pk, {"month": 0, "day": 0})
+        day, month = used.get(rule.pk, (0, 0))
         limits = []
         if rule.cap_per_day:
-            limits.append(rule.cap_per_day - (row["day"] or 0))
+            limits.append(rule.cap_per_day - day)
         if rule.cap_per_month:
-            limits.append(rule.cap_per_month - (row["month"] or 0))
+            limits.append(rule.cap_per_month - month)
         left[rule.pk] = max(min(limits), 0)
     return left
 
@@ -81,8 +97,36 @@ def earn_for(
     """Evaluate the program's active rules for a purchase: the one source of points for the API,
     the admin and importers."""
     rules = _rules_for(program, partner, now)
-    caps = _cap_left(rules, member, now)
-    tier = member_tier(member=member, program=program)
+    return earn_evaluate(
+        program=program,
+        partner=partner,
+        rules=rules,
+        caps=_cap_left(rules, member, now),
+        tier=member_tier(member=member, program=program),
+        lines=lines,
+    )
+
+
+def rules_active(rules: list[EarningRule], now: dt.datetime) -> list[EarningRule]:
+    """The rules (already filtered by program, partner and ``is_active``) valid at ``now``."""
+    return [
+        r
+        for r in rules
+        if (r.valid_from is None or r.valid_from <= now) and (r.valid_until is None or r.valid_until > now)
+    ]
+
+
+def earn_evaluate(
+    *,
+    program: Program,
+    partner: Any | None,
+    rules: list[EarningRule],
+    caps: dict[int, int | None],
+    tier: Any | None,
+    lines: list[dict[str, Any]],
+) -> rule_engine.Result:
+    """``earn_for`` without the database: the rules valid now, what their caps leave, the
+    member's tier. The batch importer calls it with the same inputs kept in memory."""
     context = rule_engine.Context(
         earn_rate=program.earn_rate,
         rounding=program.earn_rounding,

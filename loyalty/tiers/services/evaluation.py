@@ -12,8 +12,11 @@ time finds nothing due and changes nothing. Works on PostgreSQL and SQLite (>= 3
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 
@@ -25,6 +28,7 @@ from loyalty.tiers.qualification import NO_RANK, PURCHASES, SPEND, TierRule
 from loyalty.tiers.selectors import ProgramTiers, program_tiers
 
 BATCH_MEMBERS = 10_000
+DEFAULT_WORKERS = 2  # parallel member ranges on PostgreSQL (settings.TIERS_EVALUATION_WORKERS)
 MAX_PASSES = 100  # periods caught up per member in one run (after a long stop of the job)
 
 STATUS = MemberTier._meta.db_table
@@ -37,7 +41,6 @@ OUTBOX = OutboxEvent._meta.db_table
 MEMBER = MemberTier._meta.get_field("member").related_model._meta.db_table
 
 EVAL = "tmp_tiers_eval"
-MOVE = "tmp_tiers_move"
 
 
 def due(now: dt.datetime) -> Q:
@@ -134,141 +137,151 @@ def _dt(value: dt.datetime):
 # --- one range of members --------------------------------------------------------------------
 
 
-def _temp_tables(cursor) -> None:
+def _temp_table(cursor) -> None:
     cursor.execute(
         f"""CREATE TEMPORARY TABLE IF NOT EXISTS {EVAL} (
-            status_id bigint PRIMARY KEY, spend bigint, points bigint, purchases bigint,
-            earned_rank integer, target_rank integer, new_rank integer)"""
-    )
-    cursor.execute(
-        f"""CREATE TEMPORARY TABLE IF NOT EXISTS {MOVE} (
-            status_id bigint PRIMARY KEY, member_id bigint, from_id bigint, to_id bigint,
-            from_rank integer, to_rank integer, reason varchar(16), clear_manual integer)"""
+            status_id bigint, member_id bigint, from_id bigint, from_rank integer, to_rank integer,
+            earned_rank integer, pend_rank integer, pend_at timestamptz, closing integer, expired integer)"""
     )
     cursor.execute(f"DELETE FROM {EVAL}", [])  # noqa: S608 - constant table name
-    cursor.execute(f"DELETE FROM {MOVE}", [])  # noqa: S608
 
 
-def _close_periods(cursor, pt: ProgramTiers, low: int, high: int, now) -> dict[str, int]:
-    """Close every period that has ended: metrics over it, the policy's tier, then the next period."""
+def _decide(cursor, pt: ProgramTiers, low: int, high: int, now) -> int:
+    """One row per due status in the range with what becomes of it, in one INSERT ... SELECT:
+    metrics of the closed period (GROUP BY per member), the tier they qualify for, the policy,
+    a downgrade whose grace ended, a manual tier that ended, and the tier to show."""
     rules, policy = pt.rules, pt.policy
-    in_range = "{t}.program_id = %s AND {t}.member_id > %s AND {t}.member_id <= %s AND {t}.period_end <= %s"
-    args = [pt.program.pk, low, high, _dt(now)]
+    stamp = _dt(now)
+    in_range = "{t}.program_id = %s AND {t}.member_id > %s AND {t}.member_id <= %s"
+    closing = in_range + " AND {t}.period_end <= %s"
+    range_args, closing_args = [pt.program.pk, low, high], [pt.program.pk, low, high, stamp]
     kinds = "e.kind = 'earn'" + (" OR (e.kind = 'adjust' AND e.points > 0)" if policy.adjustments_count else "")
-    cursor.execute(
-        f"""INSERT INTO {EVAL} (status_id, spend, points, purchases, earned_rank)
-            SELECT s.id, COALESCE(ps.spend, 0), COALESCE(es.points, 0), COALESCE(ps.purchases, 0),
-                   {rank_of_sql(rules, "s.earned_tier_id")}
-            FROM {STATUS} s
-            LEFT JOIN (
-                SELECT d.id AS status_id,
-                       CAST(ROUND(SUM(p.eligible_amount - p.returned_amount) * 100) AS BIGINT) AS spend,
-                       SUM(CASE WHEN p.eligible_amount > p.returned_amount THEN 1 ELSE 0 END) AS purchases
-                FROM {STATUS} d
-                JOIN {PURCHASE} p ON p.member_id = d.member_id AND p.program_id = d.program_id
-                     AND p.occurred_at >= d.period_start AND p.occurred_at < d.period_end
-                WHERE {in_range.format(t="d")}
-                GROUP BY d.id
-            ) ps ON ps.status_id = s.id
-            LEFT JOIN (
-                SELECT d.id AS status_id, SUM(e.points) AS points
-                FROM {STATUS} d
-                JOIN {ACCOUNT} a ON a.member_id = d.member_id AND a.program_id = d.program_id AND a.kind = 'member'
-                JOIN {ENTRY} e ON e.account_id = a.id AND e.created_at >= d.period_start AND e.created_at < d.period_end
-                WHERE {in_range.format(t="d")} AND ({kinds})
-                GROUP BY d.id
-            ) es ON es.status_id = s.id
-            WHERE {in_range.format(t="s")}""",  # noqa: S608 - table names and integers only
-        args * 3,
+    qualified = qualified_rank_sql(
+        rules, "COALESCE(ps.spend, 0)", "COALESCE(es.points, 0)", "COALESCE(ps.purchases, 0)"
     )
-    closed = cursor.rowcount
-    if not closed:
-        return {"periods_closed": 0, "downgrades_pending": 0}
+    grace_end = add_days_sql("x.period_end", policy.grace_days)
+    # Lifetime windows never close a period: their rows are here only for downgrades and manual ends.
     cursor.execute(
-        f"UPDATE {EVAL} SET target_rank = {qualified_rank_sql(rules, 'spend', 'points', 'purchases')}",  # noqa: S608
-        [],
+        f"""INSERT INTO {EVAL} (status_id, member_id, from_id, from_rank, to_rank, earned_rank, pend_rank, pend_at,
+                                closing, expired)
+            SELECT z.id, z.member_id, z.tier_id, z.from_rank,
+                   CASE WHEN z.manual = 1 THEN z.from_rank ELSE z.earned2 END,
+                   z.earned2, z.pend2_rank, z.pend2_at, z.closing, z.expired
+            FROM (
+                SELECT y.*,
+                       CASE WHEN y.pend_at <= %s THEN y.pend_rank ELSE y.earned1 END AS earned2,
+                       CASE WHEN y.pend_at <= %s THEN NULL ELSE y.pend_rank END AS pend2_rank,
+                       CASE WHEN y.pend_at <= %s THEN NULL ELSE y.pend_at END AS pend2_at
+                FROM (
+                    SELECT x.*,
+                           CASE WHEN x.closing = 1 AND x.new_rank >= x.earned_rank THEN x.new_rank
+                                ELSE x.earned_rank END AS earned1,
+                           CASE WHEN x.closing = 0 THEN x.old_pend_rank
+                                WHEN x.new_rank < x.earned_rank THEN x.new_rank END AS pend_rank,
+                           CASE WHEN x.closing = 0 THEN x.downgrade_at
+                                WHEN x.new_rank < x.earned_rank THEN {grace_end} END AS pend_at
+                    FROM (
+                        SELECT w.*, {policy_rank_sql(policy.downgrade_policy, rules, "w.earned_rank", "w.target_rank")}
+                               AS new_rank
+                        FROM (
+                            SELECT s.id, s.member_id, s.tier_id, s.period_end, s.downgrade_at,
+                                   {rank_of_sql(rules, "s.tier_id")} AS from_rank,
+                                   {rank_of_sql(rules, "s.earned_tier_id")} AS earned_rank,
+                                   {rank_of_sql(rules, "s.downgrade_to_id")} AS old_pend_rank,
+                                   CASE WHEN s.period_end <= %s THEN 1 ELSE 0 END AS closing,
+                                   CASE WHEN s.manual_until <= %s THEN 1 ELSE 0 END AS expired,
+                                   CASE WHEN s.manual_until > %s THEN 1 ELSE 0 END AS manual,
+                                   {qualified} AS target_rank
+                            FROM {STATUS} s
+                            LEFT JOIN (
+                                SELECT d.member_id,
+                                       CAST(ROUND(SUM(p.eligible_amount - p.returned_amount) * 100) AS BIGINT) AS spend,
+                                       SUM(CASE WHEN p.eligible_amount > p.returned_amount THEN 1 ELSE 0 END)
+                                           AS purchases
+                                FROM {STATUS} d
+                                JOIN {PURCHASE} p ON p.member_id = d.member_id AND p.program_id = d.program_id
+                                     AND p.occurred_at >= d.period_start AND p.occurred_at < d.period_end
+                                WHERE {closing.format(t="d")} AND {in_range.format(t="p")}
+                                GROUP BY d.member_id
+                            ) ps ON ps.member_id = s.member_id
+                            LEFT JOIN (
+                                SELECT d.member_id, SUM(e.points) AS points
+                                FROM {STATUS} d
+                                JOIN {ACCOUNT} a ON a.member_id = d.member_id AND a.program_id = d.program_id
+                                     AND a.kind = 'member'
+                                JOIN {ENTRY} e ON e.account_id = a.id
+                                     AND e.created_at >= d.period_start AND e.created_at < d.period_end
+                                WHERE {closing.format(t="d")} AND {in_range.format(t="a")} AND ({kinds})
+                                GROUP BY d.member_id
+                            ) es ON es.member_id = s.member_id
+                            WHERE {in_range.format(t="s")}
+                              AND (s.period_end <= %s OR s.downgrade_at <= %s OR s.manual_until <= %s)
+                        ) w
+                    ) x
+                ) y
+            ) z""",  # noqa: S608 - table names and integers only
+        [stamp] * 6 + closing_args + range_args + closing_args + range_args + range_args + [stamp] * 3,
     )
-    cursor.execute(
-        f"UPDATE {EVAL} SET new_rank = {policy_rank_sql(policy.downgrade_policy, rules, 'earned_rank', 'target_rank')}",  # noqa: S608
-        [],
-    )
-    new_tier = tier_of_rank_sql(rules, "t.new_rank")
+    return cursor.rowcount
+
+
+def _write(cursor, pt: ProgramTiers, low: int, high: int, now) -> dict[str, int]:
+    """Apply the decisions: one UPDATE of the status rows, then history rows and outbox events
+    for every change of tier (INSERT ... SELECT)."""
+    rules, policy = pt.rules, pt.policy
+    stamp = _dt(now)
     old_end = f"{STATUS}.period_end"
-    member_join, member_where = "", ""
+    member_table, member_join = "", ""
     if policy.window == QualificationWindow.LIFETIME:
         next_start, next_end = "NULL", "NULL"
     elif policy.window == QualificationWindow.MEMBERSHIP_YEAR:
-        member_join, member_where = f", {MEMBER} m", f" AND m.id = {STATUS}.member_id"
+        member_table, member_join = f", {MEMBER} m", f" AND m.id = {STATUS}.member_id"
         next_start = old_end
         next_end = add_years_sql("m.enrolled_at", f"{_year_sql(old_end)} - {_year_sql('m.enrolled_at')} + 1")
     else:  # calendar year, and rolling 12 months (the next review is 12 months after this one)
         next_start, next_end = old_end, add_years_sql(old_end, "1")
     cursor.execute(
         f"""UPDATE {STATUS} SET
-                earned_tier_id = CASE WHEN t.new_rank >= t.earned_rank THEN {new_tier} ELSE {STATUS}.earned_tier_id END,
-                downgrade_to_id = CASE WHEN t.new_rank >= t.earned_rank THEN NULL ELSE {new_tier} END,
-                downgrade_at = CASE WHEN t.new_rank >= t.earned_rank THEN NULL
-                                    ELSE {add_days_sql(old_end, pt.policy.grace_days)} END,
-                period_start = {next_start},
-                period_end = {next_end}
-            FROM {EVAL} t{member_join}
-            WHERE {STATUS}.id = t.status_id{member_where}""",  # noqa: S608
-        [],
+                tier_id = CASE WHEN t.to_rank = t.from_rank THEN {STATUS}.tier_id
+                               ELSE {tier_of_rank_sql(rules, "t.to_rank")} END,
+                tier_since = CASE WHEN t.to_rank = t.from_rank THEN {STATUS}.tier_since ELSE %s END,
+                earned_tier_id = {tier_of_rank_sql(rules, "t.earned_rank")},
+                downgrade_to_id = CASE WHEN t.pend_at IS NULL THEN NULL ELSE {tier_of_rank_sql(rules, "t.pend_rank")} END,
+                downgrade_at = t.pend_at,
+                manual_until = CASE WHEN t.expired = 1 THEN NULL ELSE {STATUS}.manual_until END,
+                manual_reason = CASE WHEN t.expired = 1 THEN '' ELSE {STATUS}.manual_reason END,
+                period_start = CASE WHEN t.closing = 1 THEN {next_start} ELSE {STATUS}.period_start END,
+                period_end = CASE WHEN t.closing = 1 THEN {next_end} ELSE {STATUS}.period_end END
+            FROM {EVAL} t{member_table}
+            WHERE {STATUS}.id = t.status_id{member_join}
+              AND {STATUS}.program_id = %s AND {STATUS}.member_id > %s AND {STATUS}.member_id <= %s""",  # noqa: S608
+        [stamp, pt.program.pk, low, high],  # the range lets the join use the (member, program) index
     )
-    cursor.execute(f"SELECT COUNT(*) FROM {EVAL} WHERE new_rank < earned_rank", [])  # noqa: S608
-    return {"periods_closed": closed, "downgrades_pending": cursor.fetchone()[0]}
-
-
-def _apply_due_downgrades(cursor, pt: ProgramTiers, low: int, high: int, now) -> None:
-    cursor.execute(
-        f"""UPDATE {STATUS} SET earned_tier_id = downgrade_to_id, downgrade_to_id = NULL, downgrade_at = NULL
-            WHERE program_id = %s AND member_id > %s AND member_id <= %s AND downgrade_at <= %s""",  # noqa: S608
-        [pt.program.pk, low, high, _dt(now)],
+    to_id = tier_of_rank_sql(rules, "c.to_rank")
+    reason = (
+        "CASE WHEN c.expired = 1 THEN 'manual_expired' WHEN c.to_rank > c.from_rank THEN 'upgrade' ELSE 'downgrade' END"
     )
-
-
-def _move_tiers(cursor, pt: ProgramTiers, low: int, high: int, now) -> dict[str, int]:
-    """Bring each member's tier in line with the earned tier; a manual tier stays until its end.
-    History rows and outbox events for every change."""
-    rules = pt.rules
-    stamp = _dt(now)
     cursor.execute(
-        f"""INSERT INTO {MOVE} (status_id, member_id, from_id, to_id, from_rank, to_rank, reason, clear_manual)
-            SELECT x.id, x.member_id, x.tier_id, x.earned_tier_id, x.from_rank, x.earned_rank,
-                   CASE WHEN x.expired = 1 THEN 'manual_expired'
-                        WHEN x.earned_rank > x.from_rank THEN 'upgrade' ELSE 'downgrade' END,
-                   CASE WHEN x.manual_until IS NULL THEN 0 ELSE 1 END
-            FROM (
-                SELECT s.id, s.member_id, s.tier_id, s.earned_tier_id, s.manual_until,
-                       {rank_of_sql(rules, "s.tier_id")} AS from_rank,
-                       {rank_of_sql(rules, "s.earned_tier_id")} AS earned_rank,
-                       CASE WHEN s.manual_until IS NOT NULL AND s.manual_until <= %s THEN 1 ELSE 0 END AS expired,
-                       CASE WHEN s.manual_until IS NOT NULL AND s.manual_until > %s THEN 1 ELSE 0 END AS manual
-                FROM {STATUS} s
-                WHERE s.program_id = %s AND s.member_id > %s AND s.member_id <= %s
-            ) x
-            WHERE x.expired = 1 OR (x.manual = 0 AND x.earned_rank <> x.from_rank)""",  # noqa: S608
-        [stamp, stamp, pt.program.pk, low, high],
-    )
-    if not cursor.rowcount:
-        return {}
-    cursor.execute(
-        f"""INSERT INTO {CHANGE} (status_id, member_id, program_id, from_tier_id, to_tier_id, reason, note, actor_id, changed_at)
-            SELECT c.status_id, c.member_id, %s, c.from_id, c.to_id, c.reason, '', NULL, %s
-            FROM {MOVE} c WHERE c.from_rank <> c.to_rank""",  # noqa: S608
+        f"""INSERT INTO {CHANGE} (status_id, member_id, program_id, from_tier_id, to_tier_id, reason, note, actor_id,
+                                  changed_at)
+            SELECT c.status_id, c.member_id, %s, c.from_id, {to_id}, {reason}, '', NULL, %s
+            FROM {EVAL} c WHERE c.from_rank <> c.to_rank""",  # noqa: S608
         [pt.program.pk, stamp],
     )
+    names = {r.rank: r.name for r in rules}
+    name_of = "(CASE {rank} " + " ".join(f"WHEN {int(rank)} THEN %s" for rank in names) + " ELSE NULL END)"
+    rank_or_null = "(CASE WHEN {rank} < 0 THEN NULL ELSE {rank} END)"
     payload = _json_object_sql(
         [
             ("program_id", "%s"),
             ("member_id", "c.member_id"),
             ("from_tier_id", "c.from_id"),
-            ("from_tier", "ft.name"),
-            ("from_rank", "ft.rank"),
-            ("to_tier_id", "c.to_id"),
-            ("to_tier", "tt.name"),
-            ("to_rank", "tt.rank"),
-            ("reason", "c.reason"),
+            ("from_tier", name_of.format(rank="c.from_rank")),
+            ("from_rank", rank_or_null.format(rank="c.from_rank")),
+            ("to_tier_id", to_id),
+            ("to_tier", name_of.format(rank="c.to_rank")),
+            ("to_rank", rank_or_null.format(rank="c.to_rank")),
+            ("reason", reason),
             ("changed_at", "CAST(%s AS TEXT)"),
         ]
     )
@@ -276,77 +289,110 @@ def _move_tiers(cursor, pt: ProgramTiers, low: int, high: int, now) -> dict[str,
         f"""INSERT INTO {OUTBOX} (event_type, member_id, payload, created_at, published_at)
             SELECT CASE WHEN c.to_rank > c.from_rank THEN 'tier.upgraded' ELSE 'tier.downgraded' END,
                    c.member_id, {payload}, %s, NULL
-            FROM {MOVE} c
-            LEFT JOIN {TIER} ft ON ft.id = c.from_id
-            LEFT JOIN {TIER} tt ON tt.id = c.to_id
-            WHERE c.from_rank <> c.to_rank""",  # noqa: S608
-        [pt.program.pk, now.isoformat(), stamp],
+            FROM {EVAL} c WHERE c.from_rank <> c.to_rank""",  # noqa: S608
+        [pt.program.pk, *names.values(), *names.values(), now.isoformat(), stamp],
     )
     cursor.execute(
-        f"""UPDATE {STATUS} SET
-                tier_id = c.to_id,
-                tier_since = CASE WHEN c.from_rank <> c.to_rank THEN %s ELSE {STATUS}.tier_since END,
-                manual_until = CASE WHEN c.clear_manual = 1 THEN NULL ELSE {STATUS}.manual_until END,
-                manual_reason = CASE WHEN c.clear_manual = 1 THEN '' ELSE {STATUS}.manual_reason END
-            FROM {MOVE} c
-            WHERE {STATUS}.id = c.status_id""",  # noqa: S608
+        f"""SELECT SUM(closing), SUM(CASE WHEN to_rank > from_rank THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN to_rank < from_rank THEN 1 ELSE 0 END), SUM(expired),
+                   SUM(CASE WHEN closing = 1 AND pend_at > %s THEN 1 ELSE 0 END)
+            FROM {EVAL}""",  # noqa: S608
         [stamp],
     )
-    cursor.execute(
-        f"""SELECT SUM(CASE WHEN to_rank > from_rank THEN 1 ELSE 0 END),
-                   SUM(CASE WHEN to_rank < from_rank THEN 1 ELSE 0 END),
-                   SUM(CASE WHEN reason = 'manual_expired' THEN 1 ELSE 0 END)
-            FROM {MOVE}""",  # noqa: S608
-        [],
-    )
-    upgrades, downgrades, manual_ended = cursor.fetchone()
-    return {"upgrades": upgrades or 0, "downgrades": downgrades or 0, "manual_expired": manual_ended or 0}
+    closed, upgrades, downgrades, expired, pending = (value or 0 for value in cursor.fetchone())
+    return {
+        "periods_closed": closed,
+        "upgrades": upgrades,
+        "downgrades": downgrades,
+        "manual_expired": expired,
+        "downgrades_pending": pending,
+    }
 
 
 def evaluate_range(*, pt: ProgramTiers, low: int, high: int, now: dt.datetime) -> Counter:
-    """Evaluate members with ``low < member_id <= high`` in the program, inside the caller's
-    transaction (the caller holds the row locks). Repeats while a member still has an
+    """Evaluate the due members with ``low < member_id <= high`` in the program, inside the
+    caller's transaction (the caller holds the row locks). Repeats while a member still has an
     ended period (the job stopped for longer than a period)."""
     totals: Counter = Counter()
     rows = MemberTier.objects.filter(program=pt.program, member_id__gt=low, member_id__lte=high)
     with connection.cursor() as cursor:
         for _ in range(MAX_PASSES):
-            _temp_tables(cursor)
-            totals.update(_close_periods(cursor, pt, low, high, now))
-            _apply_due_downgrades(cursor, pt, low, high, now)
-            totals.update(_move_tiers(cursor, pt, low, high, now))
+            _temp_table(cursor)
+            if not _decide(cursor, pt, low, high, now):
+                break
+            totals.update(_write(cursor, pt, low, high, now))
             if not rows.filter(due(now)).exists():
                 break
     return totals
 
 
+def _walk(pt: ProgramTiers, now: dt.datetime, batch: int, low: int, high: int | None) -> Counter:
+    """Keyset walk over the due members with ``low < member_id <= high``: one transaction per
+    batch, which locks its rows (in member order, like every service) and evaluates them."""
+    totals: Counter = Counter()
+    last = low
+    try:
+        while True:
+            with transaction.atomic():
+                due_rows = MemberTier.objects.select_for_update().filter(
+                    due(now), program=pt.program, member_id__gt=last
+                )
+                if high is not None:
+                    due_rows = due_rows.filter(member_id__lte=high)
+                ids = list(due_rows.order_by("member_id").values_list("member_id", flat=True)[:batch])
+                if not ids:
+                    return totals
+                totals.update(evaluate_range(pt=pt, low=last, high=ids[-1], now=now))
+            totals["members"] += len(ids)
+            totals["batches"] += 1
+            last = ids[-1]
+    finally:
+        if threading.current_thread() is not threading.main_thread():
+            connection.close()
+
+
+def _slices(pt: ProgramTiers, now: dt.datetime, workers: int) -> list[tuple[int, int | None]]:
+    """Contiguous member-id ranges with about the same number of due members each."""
+    due_ids = MemberTier.objects.filter(due(now), program=pt.program).order_by("member_id")
+    count = due_ids.count()
+    if count < workers * 2:
+        return [(0, None)]
+    cuts = [due_ids.values_list("member_id", flat=True)[count * k // workers] for k in range(1, workers)]
+    bounds = [0, *cuts]
+    return [(bounds[k], bounds[k + 1] if k + 1 < len(bounds) else None) for k in range(len(bounds))]
+
+
 def tiers_evaluate(
-    *, now: dt.datetime | None = None, program: Program | None = None, batch: int = BATCH_MEMBERS
+    *,
+    now: dt.datetime | None = None,
+    program: Program | None = None,
+    batch: int = BATCH_MEMBERS,
+    workers: int | None = None,
 ) -> dict[str, int]:
     """The nightly job: every program with tiers (or one), every member whose period closed,
-    whose downgrade grace ended or whose manual tier ended. Returns counts."""
+    whose downgrade grace ended or whose manual tier ended. Returns counts.
+
+    ``workers`` > 1 (default: settings.TIERS_EVALUATION_WORKERS or 2; PostgreSQL only) walks
+    that many disjoint member-id ranges at once, each on its own connection, to use more cores."""
     now = now or clock.now()
+    if workers is None:
+        workers = getattr(settings, "TIERS_EVALUATION_WORKERS", DEFAULT_WORKERS)
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        workers = 1  # SQLite has one writer; inside a transaction other connections would not see it
     programs = [program] if program is not None else list(Program.objects.filter(tiers__isnull=False).distinct())
     totals: Counter = Counter()
     for current in programs:
         pt = program_tiers(program=current)
         if not pt.rules:
             continue
-        last = 0
-        while True:
-            with transaction.atomic():
-                ids = list(
-                    MemberTier.objects.select_for_update()
-                    .filter(due(now), program=current, member_id__gt=last)
-                    .order_by("member_id")
-                    .values_list("member_id", flat=True)[:batch]
-                )
-                if not ids:
-                    break
-                totals.update(evaluate_range(pt=pt, low=last, high=ids[-1], now=now))
-            totals["members"] += len(ids)
-            totals["batches"] += 1
-            last = ids[-1]
+        slices = _slices(pt, now, workers) if workers > 1 else [(0, None)]
+        if len(slices) == 1:
+            totals.update(_walk(pt, now, batch, *slices[0]))
+            continue
+        with ThreadPoolExecutor(max_workers=len(slices)) as pool:
+            running = [pool.submit(_walk, pt, now, batch, low, high) for low, high in slices]
+            for future in running:
+                totals.update(future.result())
     for key in (
         "members",
         "batches",

@@ -1,0 +1,13 @@
+from pathlib import Path
+
+import pytest
+
+from loyalty.activity.services.importing import dataset_load
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def cj_dataset():
+    """The slice, dates as in the data (the tests compare with the files)."""
+    return dataset_load(data_dir=DATA, keep_dates=True)
