@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import (
+    BigIntegerField,
     Case,
     Count,
     DecimalField,
@@ -29,6 +30,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     FilteredRelation,
+    Func,
     Max,
     OuterRef,
     Q,
@@ -165,6 +167,20 @@ def _day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
 
 
+class Cents(Func):
+    """A money column (2 decimal places) as whole cents (bigint): integer sums are exact and much
+    cheaper than numeric ones over millions of purchases."""
+
+    output_field = BigIntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="(%(expressions)s * 100)::bigint", **extra)
+
+    def as_sql(self, compiler, connection, **extra):
+        extra.setdefault("template", "CAST(ROUND(%(expressions)s * 100) AS INTEGER)")
+        return super().as_sql(compiler, connection, **extra)
+
+
 # Aggregate sources ------------------------------------------------------------------------------
 
 
@@ -177,6 +193,7 @@ class _AggLeaf:
     nullable: bool  # the complement also takes members whose value is null
     empty: Any  # the value of a member without rows: 0 or None
     condition: dict[str, Any]
+    scale: int = 1  # the SQL value is the condition's value times this (spend of purchases: cents)
 
     def includes_empty(self) -> bool:
         if self.empty is None:
@@ -244,11 +261,15 @@ class _Source:
 
     def inner_expression(self, metric: str):
         if self.kind == "purchase":
-            net = F("eligible_amount") - F("returned_amount")
+            # two sums rather than a sum of differences: no numeric value computed per row
+            net = ExpressionWrapper(Sum("eligible_amount") - Sum("returned_amount"), output_field=MONEY)
             return {
-                "spend": Sum(net, output_field=MONEY),
+                # in cents; compared as a decimal so that a threshold like 0.295 stays 29.5 cents
+                "spend": ExpressionWrapper(
+                    Sum(Cents("eligible_amount")) - Sum(Cents("returned_amount")), output_field=MONEY
+                ),
                 "count": Count("id"),
-                "average": ExpressionWrapper(Sum(net) / NullIf(Count("id"), 0), output_field=MONEY),
+                "average": ExpressionWrapper(net / NullIf(Count("id"), 0), output_field=MONEY),
                 "last": Max("occurred_at"),
             }[metric]
         if self.kind == "line":
@@ -311,12 +332,15 @@ class _Source:
         zero = Value(Decimal("0"), output_field=MONEY)
         if self.kind == "purchase":
             kept = Q(_p__returned_amount=0) | Q(_p__returned_amount__lt=F("_p__eligible_amount"))
-            net = F("_p__eligible_amount") - F("_p__returned_amount")
+            net = ExpressionWrapper(Sum("_p__eligible_amount") - Sum("_p__returned_amount"), output_field=MONEY)
             count = Count("_p__id", filter=kept)
+            cents = ExpressionWrapper(
+                Sum(Cents("_p__eligible_amount")) - Sum(Cents("_p__returned_amount")), output_field=MONEY
+            )
             return {
-                "spend": Coalesce(Sum(net, output_field=MONEY), zero),
+                "spend": Coalesce(cents, zero),
                 "count": count,
-                "average": ExpressionWrapper(Sum(net) / NullIf(count, 0), output_field=MONEY),
+                "average": ExpressionWrapper(net / NullIf(count, 0), output_field=MONEY),
                 "last": Max(Case(When(kept, then=F("_p__occurred_at")))),
             }[metric]
         if self.kind == "line":
@@ -342,7 +366,10 @@ def _metric_q(alias: str, leaf: _AggLeaf, now: dt.datetime) -> Q:
     if leaf.metric == "last":
         q = _days_since_q(alias, leaf.op, leaf.value, now)
     else:
-        q = _compare_q(alias, leaf.op, leaf.value)
+        value = leaf.value
+        if leaf.scale != 1:
+            value = [_number(v) * leaf.scale for v in value] if isinstance(value, list) else _number(value) * leaf.scale
+        q = _compare_q(alias, leaf.op, value)
     if leaf.nullable and leaf.empty is None:
         q |= Q(**{f"{alias}__isnull": True})
     return q
@@ -417,6 +444,7 @@ class _Compiler:
             nullable=negated,
             empty=empty,
             condition={**c, "_kind": kind, "_program": source.get("program")},
+            scale=100 if (kind == "purchase" and metric == "spend") else 1,
         )
 
     def aggregate_q(self, leaves: list[_AggLeaf], *, conjunction: bool) -> Q:

@@ -65,8 +65,11 @@ class Segment(models.Model):
 class SegmentMembership(models.Model):
     """One stay of a member in a segment: from ``entered_at`` until ``left_at`` (open while in)."""
 
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
-    member = models.ForeignKey("members.Member", on_delete=models.CASCADE, related_name="segment_memberships")
+    # Open rows are found by the unique (segment, member) index, a member's rows by (member, segment).
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False)
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.CASCADE, related_name="segment_memberships", db_index=False
+    )
     entered_at = models.DateTimeField()
     left_at = models.DateTimeField(null=True, blank=True)
 
@@ -80,11 +83,7 @@ class SegmentMembership(models.Model):
                 name="segmentmembership_left_after_entered",
             ),
         ]
-        indexes = [
-            models.Index(
-                fields=["member", "segment"], condition=Q(left_at__isnull=True), name="segmentmembership_member"
-            ),
-        ]
+        indexes = [models.Index(fields=["member", "segment"], name="segmentmembership_member")]
 
     def __str__(self) -> str:
         return f"{self.member_id} in {self.segment_id}"
@@ -124,10 +123,19 @@ class SegmentEventKind(models.TextChoices):
 class SegmentEvent(models.Model):
     """A member entered or left a segment. Later triggers read these in id order."""
 
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="events")
-    member = models.ForeignKey("members.Member", on_delete=models.CASCADE, related_name="+")
+    # An append-only log written set-based by the refresh (hundreds of thousands of rows at a
+    # time) from ids it has just read: no per-row foreign-key checks in the database; deletes
+    # cascade through Django. segment and member are indexed by the composite indexes below.
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="events", db_index=False, db_constraint=False
+    )
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     kind = models.CharField(max_length=8, choices=SegmentEventKind.choices)
-    refresh = models.ForeignKey(SegmentRefresh, on_delete=models.CASCADE, related_name="events")
+    refresh = models.ForeignKey(
+        SegmentRefresh, on_delete=models.CASCADE, related_name="events", db_constraint=False, db_index=False
+    )
     occurred_at = models.DateTimeField()
 
     class Meta:
@@ -203,8 +211,14 @@ class MemberScore(models.Model):
     Recency is days since the member's last purchase; frequency and monetary count the run's
     window. Predicted figures cover the run's horizon (12 months by default)."""
 
-    member = models.OneToOneField("members.Member", primary_key=True, on_delete=models.CASCADE, related_name="score")
-    run = models.ForeignKey(ScoreRun, on_delete=models.CASCADE, related_name="+")
+    # Each run rewrites every row from ids it has just read from purchases: no database
+    # foreign-key checks (a million writes a night); deletes cascade through Django.
+    member = models.OneToOneField(
+        "members.Member", primary_key=True, on_delete=models.CASCADE, related_name="score", db_constraint=False
+    )
+    run = models.ForeignKey(
+        ScoreRun, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
     computed_on = models.DateField()
     recency_days = models.PositiveIntegerField()
     frequency = models.PositiveIntegerField()
@@ -235,7 +249,6 @@ class MemberScore(models.Model):
                 name="memberscore_probability_in_range",
             ),
         ]
-        indexes = [models.Index(fields=["rfm_segment"]), models.Index(fields=["predicted_clv"])]
 
     def __str__(self) -> str:
         return f"{self.member_id}: {self.r_score}{self.f_score}{self.m_score} {self.rfm_segment}"

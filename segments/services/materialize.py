@@ -1,7 +1,8 @@
 """Set-based materialization of a segment's membership, with a diff.
 
 The members that should be in the segment (the compiled rules, an uploaded list, the source
-of a snapshot) are put into a temporary table by one ``INSERT ... SELECT``; then four
+of a snapshot) are put into a temporary table by one statement (``CREATE TEMPORARY TABLE ...
+AS SELECT`` on PostgreSQL, which may use parallel workers); then four
 statements write only what changed: ``left`` events and ``left_at`` for open memberships no
 longer matched, ``entered`` events and new membership rows for matches without one. Members
 who stay are not touched. No Python loop over members.
@@ -20,20 +21,11 @@ from loyalty.core import clock
 from segments.models import Segment, SegmentRefresh
 
 
-def _temp_table(cursor, prefix: str, column: str, column_type: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    if connection.vendor == "postgresql":
-        cursor.execute(f"CREATE TEMPORARY TABLE {name} ({column} {column_type} PRIMARY KEY) ON COMMIT DROP")
-    else:
-        cursor.execute(f"CREATE TEMPORARY TABLE {name} ({column} {column_type} PRIMARY KEY)")
-    return name
-
-
 def tune_session(cursor) -> None:
     """PostgreSQL: more memory for the hash joins and aggregates of one bulk statement
     (SET LOCAL: only for the current transaction)."""
     if connection.vendor == "postgresql":
-        work_mem = getattr(settings, "SEGMENTS_WORK_MEM", "64MB")
+        work_mem = getattr(settings, "SEGMENTS_WORK_MEM", "256MB")
         cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
 
 
@@ -52,10 +44,16 @@ def materialize(
             tune_session(cursor)
             for statement, statement_params in setup:
                 cursor.execute(statement, statement_params)
-            table = _temp_table(cursor, "segments_match", "member_id", "bigint")
-            cursor.execute(f"INSERT INTO {table} (member_id) {select_sql}", list(params))  # noqa: S608
+            table = f"segments_match_{uuid.uuid4().hex[:12]}"
             if connection.vendor == "postgresql":
+                # CREATE TABLE AS may run its SELECT with parallel workers; INSERT ... SELECT may not.
+                cursor.execute(
+                    f"CREATE TEMPORARY TABLE {table} (member_id) ON COMMIT DROP AS {select_sql}", list(params)
+                )
                 cursor.execute(f"ANALYZE {table}")
+            else:
+                cursor.execute(f"CREATE TEMPORARY TABLE {table} (member_id bigint PRIMARY KEY)")
+                cursor.execute(f"INSERT INTO {table} (member_id) {select_sql}", list(params))  # noqa: S608
             refresh = SegmentRefresh.objects.create(
                 segment=segment, trigger=trigger, refreshed_at=now, size=0, entered=0, left=0
             )

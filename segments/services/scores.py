@@ -121,7 +121,10 @@ def summary_query(*, as_of: dt.datetime, window_days: int) -> QuerySet:
     seconds), purchases and net spend in total and in the window. A purchase counts unless
     fully returned."""
     kept = Q(returned_amount=0) | Q(returned_amount__lt=F("eligible_amount"))
-    net = F("eligible_amount") - F("returned_amount")
+    # Summed as float8: several times cheaper than numeric over millions of rows, and exact to the
+    # cent for any member's history (values are rounded to cents when stored). Scores are
+    # estimates; balances and segment conditions keep exact numeric sums.
+    net = Cast("eligible_amount", FloatField()) - Cast("returned_amount", FloatField())
     in_window = Q(occurred_at__gt=as_of - dt.timedelta(days=window_days))
     return (
         Purchase.objects.filter(kept, occurred_at__lte=as_of)
@@ -130,9 +133,9 @@ def summary_query(*, as_of: dt.datetime, window_days: int) -> QuerySet:
             first=EpochSeconds(Min("occurred_at")),
             last=EpochSeconds(Max("occurred_at")),
             n=Count("id"),
-            spend=Cast(Sum(net), FloatField()),
+            spend=Sum(net, output_field=FloatField()),
             n_window=Count("id", filter=in_window),
-            spend_window=Cast(Coalesce(Sum(net, filter=in_window), Value(Decimal("0"))), FloatField()),
+            spend_window=Coalesce(Sum(net, filter=in_window, output_field=FloatField()), Value(0.0)),
         )
         .order_by()
         .values_list(*SUMMARY_COLUMNS)

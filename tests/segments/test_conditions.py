@@ -552,3 +552,13 @@ def test_a_rule_tree_is_one_query(shoppers, django_assert_num_queries):
     query = selectors.segment_matching(rules=selectors.rules_validate(rules=tree))
     with django_assert_num_queries(1):
         assert set(query.values_list("pk", flat=True)) == who(shoppers, "heavy", "light")
+
+
+def test_spend_is_compared_exactly_to_the_cent(program):
+    buyer, other = member(), member()
+    buy(buyer, amount="0.10"), buy(buyer, amount="0.20")  # 0.1 + 0.2 != 0.3 in floating point
+    buy(other, amount="0.29")
+    assert matching({"field": "purchase.spend", "op": "eq", "value": 0.3}) == ids(buyer)
+    assert matching({"field": "purchase.spend", "op": "gte", "value": "0.30"}) == ids(buyer)
+    assert matching({"field": "purchase.spend", "op": "lt", "value": 0.3}) == ids(other)
+    assert matching({"field": "purchase.spend", "op": "between", "value": [0.295, 0.305]}) == ids(buyer)
