@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import time
+from collections import Counter
+from contextlib import nullcontext
 
 from _setup import SQL_MEMBERS, setup
 
@@ -20,6 +22,8 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--lots", type=int, default=1_000_000)
     parser.add_argument("--credits", type=int, default=3000)
+    parser.add_argument("--expiry-only", action="store_true", help="skip the credit and debit figures")
+    parser.add_argument("--trace", action="store_true", help="print where the expiry spends its time, by statement")
     args = parser.parse_args()
     setup("loyalty_bench_ledger")
 
@@ -39,13 +43,15 @@ def main() -> None:
 
     # 1. credits through the service
     accounts = [services.account_open(member=m, program=program) for m in members]
+    if args.expiry_only:
+        args.credits = 0
     t = time.perf_counter()
     for i in range(args.credits):
         services.points_credit(account=accounts[i % len(accounts)], points=10, reason="bench credit")
-    credit_rate = args.credits / (time.perf_counter() - t)
+    credit_rate = args.credits / max(time.perf_counter() - t, 1e-9)
 
     # 2. FEFO debits, 50 lots per account
-    fefo_accounts = accounts[:100]
+    fefo_accounts = [] if args.expiry_only else accounts[:100]
     for account in fefo_accounts:
         for _lot in range(50 - args.credits // len(accounts)):
             services.points_credit(account=account, points=10, reason="lot")
@@ -55,7 +61,7 @@ def main() -> None:
         for account in fefo_accounts:
             services.points_debit(account=account, points=35, reason="bench debit")  # spans several lots
             debits += 1
-    debit_rate = debits / (time.perf_counter() - t)
+    debit_rate = debits / max(time.perf_counter() - t, 1e-9)
 
     # 3. expiry of lots_total lots over accounts_total accounts (generated set-based)
     lots_per_account = args.lots // args.accounts
@@ -93,17 +99,30 @@ def main() -> None:
     due = Lot.objects.filter(remaining__gt=0, expires_at__lte=start + dt.timedelta(days=31)).count()
     due_accounts = Account.objects.filter(lots__expires_at__lte=start + dt.timedelta(days=31)).distinct().count()
     clock.set_now(start + dt.timedelta(days=31))
+    spent: Counter[str] = Counter()
+
+    def timed(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            spent[" ".join(sql.split())[:100]] += time.perf_counter() - started
+
     t = time.perf_counter()
-    touched = services.expire_due_lots()
+    with connection.execute_wrapper(timed) if args.trace else nullcontext():
+        touched = services.expire_due_lots()
     expire_seconds = time.perf_counter() - t
     expired_entries = Entry.objects.filter(kind="expire", lot__isnull=False).count()
 
-    print(f"credits through points_credit: {credit_rate:,.0f} /s ({args.credits} credits, 1 client)")
-    print(f"FEFO debits (50 lots per account, each debit spans 4 lots): {debit_rate:,.0f} /s ({debits} debits)")
+    if not args.expiry_only:
+        print(f"credits through points_credit: {credit_rate:,.0f} /s ({args.credits} credits, 1 client)")
+        print(f"FEFO debits (50 lots per account, each debit spans 4 lots): {debit_rate:,.0f} /s ({debits} debits)")
     print(
         f"expire {due:,} due lots across {due_accounts:,} accounts: {expire_seconds:.1f} s "
         f"({touched:,} accounts touched, {expired_entries:,} expire entries written; target < 30 s)"
     )
+    for statement, seconds in spent.most_common(8):
+        print(f"  {seconds:6.2f} s  {statement}")
 
 
 if __name__ == "__main__":

@@ -252,15 +252,21 @@ class LedgerTransaction(models.Model):
     program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="transactions")
     kind = models.CharField(max_length=10, choices=TransactionKind.choices)
     reason = models.CharField(max_length=255, blank=True)
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
-    purchase = models.ForeignKey(Purchase, null=True, blank=True, on_delete=models.PROTECT, related_name="transactions")
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # The optional references are indexed only where set (see Meta): most transactions (expiry,
+    # adjustments) carry none of them, and every index is written by every ledger insert.
+    purchase = models.ForeignKey(
+        Purchase, null=True, blank=True, on_delete=models.PROTECT, related_name="transactions", db_index=False
+    )
     return_record = models.ForeignKey(
-        Return, null=True, blank=True, on_delete=models.PROTECT, related_name="transactions"
+        Return, null=True, blank=True, on_delete=models.PROTECT, related_name="transactions", db_index=False
     )
     redemption = models.ForeignKey(
-        "Redemption", null=True, blank=True, on_delete=models.PROTECT, related_name="transactions"
+        "Redemption", null=True, blank=True, on_delete=models.PROTECT, related_name="transactions", db_index=False
     )
-    reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversals")
+    reverses = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversals", db_index=False
+    )
     partner = models.ForeignKey(
         "partners.Partner",
         null=True,
@@ -268,9 +274,10 @@ class LedgerTransaction(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         help_text="Partner the movement came through",
+        db_index=False,
     )
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     actor_label = models.CharField(max_length=200, blank=True)
     explanation = models.JSONField(default=list, blank=True)
@@ -278,6 +285,14 @@ class LedgerTransaction(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            # a constraint rather than unique=True: no second (LIKE) index on PostgreSQL
+            models.UniqueConstraint(fields=["idempotency_key"], name="ledgertransaction_idempotency_key"),
+        ]
+        indexes = [
+            models.Index(fields=[name], condition=Q(**{f"{name}__isnull": False}), name=f"ledgertx_{name}")
+            for name in ("purchase", "return_record", "redemption", "reverses", "partner", "actor")
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk}"
@@ -316,8 +331,11 @@ class Entry(models.Model):
     """Append-only movement of one account within a transaction (signed points)."""
 
     transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
-    lot = models.ForeignKey(Lot, null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    # account is indexed by (account, created_at); lot only where set (system-side entries have none)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries", db_index=False)
+    lot = models.ForeignKey(
+        Lot, null=True, blank=True, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
     kind = models.CharField(max_length=12, choices=EntryKind.choices)
     points = models.BigIntegerField()
     created_at = models.DateTimeField()
@@ -325,7 +343,10 @@ class Entry(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "entries"
-        indexes = [models.Index(fields=["account", "created_at"])]
+        indexes = [
+            models.Index(fields=["account", "created_at"]),
+            models.Index(fields=["lot"], condition=Q(lot__isnull=False), name="entry_lot"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.points:+d}"
