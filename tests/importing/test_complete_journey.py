@@ -14,6 +14,7 @@ from loyalty.activity.models import CampaignTarget, CouponRedemption, EarningRul
 from loyalty.activity.services.importing import complete_journey_import, dataset_load
 from loyalty.ledger.models import Account, AccountKind, Entry, LedgerTransaction, Lot, Purchase, PurchaseLine
 from loyalty.ledger.services import program_create
+from loyalty.partners.models import OutboxEvent, Partner, PartnerMember
 from loyalty.tiers.models import MemberTier, TierChange
 from loyalty.tiers.services import tier_create, tier_policy_set
 from members.models import Member
@@ -238,7 +239,47 @@ def _ledger_state(program) -> dict:
         ),
         key=repr,
     )
+    members = sorted(
+        Member.objects.filter(external_id__startswith="cj-").values_list(
+            "external_id",
+            "enrolled_at",
+            "enrollment_source",
+            "status",
+            "email",
+            "preferred_language",
+            "age_band",
+            "income_band",
+            "household_size",
+            "household_composition",
+            "kids_count",
+            "home_ownership",
+            "marital_status",
+        )
+    )
+    links = sorted(
+        PartnerMember.objects.values_list("partner__name", "member__external_id", "via", "linked_at"), key=repr
+    )
+    external = dict(Member.objects.values_list("pk", "external_id"))
+    partners = dict(Partner.objects.values_list("pk", "name"))  # ids differ between the two runs
+    events = sorted(
+        (
+            e.event_type,
+            external.get(e.member_id),
+            e.created_at,
+            repr(
+                {
+                    k: external.get(v) if k == "member_id" else partners.get(v) if k == "partner_id" else v
+                    for k, v in e.payload.items()
+                    if k != "member_number"
+                }
+            ),
+        )
+        for e in OutboxEvent.objects.exclude(event_type="points.earned")
+    )
     return {
+        "members": members,
+        "links": links,
+        "events": events,
         "accounts": accounts,
         "purchases": purchases,
         "lines": lines,
@@ -263,6 +304,7 @@ def test_batch_import_gives_the_ledger_state_of_the_one_by_one_workflow(rich_pro
     workflow = _ledger_state(rich_program)
 
     assert any(change[3] == "upgrade" for change in workflow["changes"])  # the sample reaches higher tiers
+    assert any(event[0] == "tier.upgraded" for event in workflow["events"])
     assert any(award[0] == "Big basket" for award in workflow["awards"])
     for key in workflow:
         diff = next(((a, b) for a, b in zip(batch[key], workflow[key], strict=False) if a != b), None)
@@ -281,3 +323,16 @@ def test_command_imports_a_subset_and_reports_nothing_new_the_second_time(db, ca
     first = tx.iloc[0]
     purchase = Purchase.objects.get(external_id=str(first["basket_id"]))
     assert purchase.occurred_at == (first["transaction_timestamp"] + shift).to_pydatetime().replace(tzinfo=dt.UTC)
+
+
+def test_ledger_invariants_hold_after_the_import(rich_program, cj_dataset):
+    complete_journey_import(dataset=cj_dataset, program=rich_program)
+
+    per_transaction: dict[int, int] = {}
+    for tx_id, points in Entry.objects.values_list("transaction_id", "points"):
+        per_transaction[tx_id] = per_transaction.get(tx_id, 0) + points
+    assert per_transaction and set(per_transaction.values()) == {0}
+    for account in Account.objects.filter(program=rich_program, kind=AccountKind.MEMBER):
+        entries = sum(account.entries.values_list("points", flat=True))
+        remaining = sum(account.lots.values_list("remaining", flat=True))
+        assert account.available + account.pending == entries == remaining > 0

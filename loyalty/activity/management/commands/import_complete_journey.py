@@ -39,7 +39,7 @@ class Command(BaseCommand):
         parser.add_argument("--plain", action="store_true", help="A program with the base rate only")
         parser.add_argument("--keep-dates", action="store_true", help="Do not shift dates to end yesterday")
         parser.add_argument("--data-dir", default=None, help="Folder of the parquet files (default: the package's)")
-        parser.add_argument("--batch-members", type=int, default=100)
+        parser.add_argument("--batch-members", type=int, default=250, help="Members per transaction")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, households, program, plain, keep_dates, data_dir, batch_members, no_progress, **options):
