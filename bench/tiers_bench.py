@@ -265,7 +265,7 @@ def main() -> None:
     from loyalty.tiers import services
     from loyalty.tiers.models import MemberTier, TierChange
     from loyalty.tiers.selectors import tier_distribution, tier_progress
-    from loyalty.tiers.services.evaluation import BATCH_MEMBERS, DEFAULT_WORKERS
+    from loyalty.tiers.services.evaluation import BATCH_MEMBERS
 
     call_command("migrate", verbosity=0)
     generate(args.members)
@@ -273,7 +273,7 @@ def main() -> None:
     program = Program.objects.get(name=PROGRAM)
     purchases = Purchase.objects.filter(program=program).count()
     batch = args.batch or BATCH_MEMBERS
-    workers = args.workers or getattr(settings, "TIERS_EVALUATION_WORKERS", DEFAULT_WORKERS)
+    workers = args.workers or settings.TIERS_EVALUATION_WORKERS
 
     started = time.perf_counter()
     result = services.tiers_evaluate(now=CLOSE, program=program, batch=batch, workers=workers)

@@ -124,6 +124,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "segments-nightly-scores": {"task": "segments.compute_scores", "schedule": crontab(hour=1, minute=30)},
 }
 
+# Nightly set-based jobs walk disjoint windows of accounts / members on this many PostgreSQL
+# connections at once (one per core is right; SQLite always uses one).
+LEDGER_JOB_WORKERS = env.int("LEDGER_JOB_WORKERS", default=2)
+TIERS_EVALUATION_WORKERS = env.int("TIERS_EVALUATION_WORKERS", default=2)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

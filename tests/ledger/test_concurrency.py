@@ -97,3 +97,30 @@ def test_expiry_job_and_debits_at_once_keep_the_ledger_exact(run):
     for account in accounts:
         assert (fresh(account).available, fresh(account).expired) == (0, 50)
     assert_ledger_invariants(program)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_expiry_in_parallel_windows_expires_every_due_lot_once(workers):
+    """The expiry job on several connections at once (disjoint windows of accounts) writes one
+    expire entry per due lot, empties every due lot, keeps the ledger exact, and a second run
+    changes nothing."""
+    import datetime as dt
+
+    from loyalty.core import clock
+    from loyalty.ledger.models import Lot
+
+    program = make_program(expiry_policy="fixed_months", expiry_months=1)
+    accounts = [make_account(program) for _ in range(9)]
+    for account in accounts:
+        services.points_credit(account=account, points=30, reason="old")
+        services.points_credit(account=account, points=12, reason="old too")
+    clock.set_now(clock.now() + dt.timedelta(days=40))
+    services.points_credit(account=accounts[0], points=5, reason="fresh")  # settles (expires) this one first
+
+    assert services.expire_due_lots(batch=2, workers=workers) == 8
+    assert services.expire_due_lots(batch=2, workers=workers) == 0
+    assert Entry.objects.filter(kind="expire", lot__isnull=False).count() == 18
+    assert not Lot.objects.filter(remaining__gt=0, expires_at__lte=clock.now()).exists()
+    assert [(fresh(a).available, fresh(a).expired) for a in accounts] == [(5, 42)] + [(0, 42)] * 8
+    assert LedgerTransaction.objects.filter(kind="expire").count() == 9
+    assert_ledger_invariants(program)

@@ -12,15 +12,14 @@ time finds nothing due and changes nothing. Works on PostgreSQL and SQLite (>= 3
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 
 from loyalty.core import clock
+from loyalty.core.parallel import job_workers, parallel_drain
 from loyalty.ledger.models import Account, Entry, Program, Purchase
 from loyalty.partners.models import OutboxEvent
 from loyalty.tiers.models import MemberTier, QualificationWindow, Tier, TierChange
@@ -28,7 +27,6 @@ from loyalty.tiers.qualification import NO_RANK, PURCHASES, SPEND, TierRule
 from loyalty.tiers.selectors import ProgramTiers, program_tiers
 
 BATCH_MEMBERS = 10_000
-DEFAULT_WORKERS = 2  # parallel member ranges on PostgreSQL (settings.TIERS_EVALUATION_WORKERS)
 MAX_PASSES = 100  # periods caught up per member in one run (after a long stop of the job)
 
 STATUS = MemberTier._meta.db_table
@@ -331,24 +329,18 @@ def _walk(pt: ProgramTiers, now: dt.datetime, batch: int, low: int, high: int | 
     batch, which locks its rows (in member order, like every service) and evaluates them."""
     totals: Counter = Counter()
     last = low
-    try:
-        while True:
-            with transaction.atomic():
-                due_rows = MemberTier.objects.select_for_update().filter(
-                    due(now), program=pt.program, member_id__gt=last
-                )
-                if high is not None:
-                    due_rows = due_rows.filter(member_id__lte=high)
-                ids = list(due_rows.order_by("member_id").values_list("member_id", flat=True)[:batch])
-                if not ids:
-                    return totals
-                totals.update(evaluate_range(pt=pt, low=last, high=ids[-1], now=now))
-            totals["members"] += len(ids)
-            totals["batches"] += 1
-            last = ids[-1]
-    finally:
-        if threading.current_thread() is not threading.main_thread():
-            connection.close()
+    while True:
+        with transaction.atomic():
+            due_rows = MemberTier.objects.select_for_update().filter(due(now), program=pt.program, member_id__gt=last)
+            if high is not None:
+                due_rows = due_rows.filter(member_id__lte=high)
+            ids = list(due_rows.order_by("member_id").values_list("member_id", flat=True)[:batch])
+            if not ids:
+                return totals
+            totals.update(evaluate_range(pt=pt, low=last, high=ids[-1], now=now))
+        totals["members"] += len(ids)
+        totals["batches"] += 1
+        last = ids[-1]
 
 
 def _slices(pt: ProgramTiers, now: dt.datetime, workers: int) -> list[tuple[int, int | None]]:
@@ -372,13 +364,10 @@ def tiers_evaluate(
     """The nightly job: every program with tiers (or one), every member whose period closed,
     whose downgrade grace ended or whose manual tier ended. Returns counts.
 
-    ``workers`` > 1 (default: settings.TIERS_EVALUATION_WORKERS or 2; PostgreSQL only) walks
+    ``workers`` > 1 (default: settings.TIERS_EVALUATION_WORKERS; PostgreSQL only) walks
     that many disjoint member-id ranges at once, each on its own connection, to use more cores."""
     now = now or clock.now()
-    if workers is None:
-        workers = getattr(settings, "TIERS_EVALUATION_WORKERS", DEFAULT_WORKERS)
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        workers = 1  # SQLite has one writer; inside a transaction other connections would not see it
+    workers = job_workers(workers if workers is not None else settings.TIERS_EVALUATION_WORKERS)
     programs = [program] if program is not None else list(Program.objects.filter(tiers__isnull=False).distinct())
     totals: Counter = Counter()
     for current in programs:
@@ -386,13 +375,8 @@ def tiers_evaluate(
         if not pt.rules:
             continue
         slices = _slices(pt, now, workers) if workers > 1 else [(0, None)]
-        if len(slices) == 1:
-            totals.update(_walk(pt, now, batch, *slices[0]))
-            continue
-        with ThreadPoolExecutor(max_workers=len(slices)) as pool:
-            running = [pool.submit(_walk, pt, now, batch, low, high) for low, high in slices]
-            for future in running:
-                totals.update(future.result())
+        for counts in parallel_drain(slices, lambda piece, pt=pt: _walk(pt, now, batch, *piece), workers=len(slices)):
+            totals.update(counts)
     for key in (
         "members",
         "batches",
