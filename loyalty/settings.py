@@ -128,6 +128,8 @@ CELERY_BEAT_SCHEDULE: dict = {
 # connections at once (one per core is right; SQLite always uses one).
 LEDGER_JOB_WORKERS = env.int("LEDGER_JOB_WORKERS", default=2)
 TIERS_EVALUATION_WORKERS = env.int("TIERS_EVALUATION_WORKERS", default=2)
+# work_mem of a segment refresh's statements (PostgreSQL): its hash aggregates span all purchases.
+SEGMENTS_WORK_MEM = env.str("SEGMENTS_WORK_MEM", default="256MB")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -25,7 +25,7 @@ def tune_session(cursor) -> None:
     """PostgreSQL: more memory for the hash joins and aggregates of one bulk statement
     (SET LOCAL: only for the current transaction)."""
     if connection.vendor == "postgresql":
-        work_mem = getattr(settings, "SEGMENTS_WORK_MEM", "256MB")
+        work_mem = settings.SEGMENTS_WORK_MEM
         cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
 
 
