@@ -31,6 +31,15 @@ class PartnerUser:
         return self.partner.name
 
 
+def _usable_key(raw: str) -> PartnerAPIKey | None:
+    """``PartnerAPIKey.objects.get_from_key`` with the partner in the same query."""
+    prefix, _, _ = raw.partition(".")
+    key = PartnerAPIKey.objects.get_usable_keys().select_related("partner").filter(prefix=prefix).first()
+    if key is None or not key.is_valid(raw):
+        return None
+    return key
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Api-Key"
 
@@ -41,10 +50,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         keyword, _, raw = header.partition(" ")
         if keyword != self.keyword or not raw.strip():
             raise exceptions.AuthenticationFailed("Use 'Authorization: Api-Key <key>'")
-        try:
-            key = PartnerAPIKey.objects.get_from_key(raw.strip())
-        except PartnerAPIKey.DoesNotExist:
-            raise exceptions.AuthenticationFailed("Unknown or revoked API key") from None
+        key = _usable_key(raw.strip())
+        if key is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked API key")
         if key.has_expired:
             raise exceptions.AuthenticationFailed("This API key has expired")
         if key.partner.status != PartnerStatus.ACTIVE:

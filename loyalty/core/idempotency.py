@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, ValidationFailed
@@ -36,6 +36,21 @@ def _stored(record: IdempotencyRecord, endpoint: str, digest: str) -> tuple[int,
     return None
 
 
+def _claim(*, scope: str, key: str, endpoint: str, digest: str, now: dt.datetime) -> int | None:
+    """Write the ``running`` record; its id, or None when the scope already holds the key.
+    One ``INSERT ... ON CONFLICT DO NOTHING`` (PostgreSQL, SQLite): no savepoint, no error to catch."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(c) for c in ("scope", "key", "endpoint", "request_hash", "state", "created_at"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(IdempotencyRecord._meta.db_table)} ({columns}) VALUES (%s, %s, %s, %s, %s, %s) "  # noqa: S608 - names quoted, values bound
+            f"ON CONFLICT ({quote('scope')}, {quote('key')}) DO NOTHING RETURNING {quote('id')}",
+            [scope, key, endpoint, digest, IdempotencyRecord.RUNNING, connection.ops.adapt_datetimefield_value(now)],
+        )
+        row = cursor.fetchone()
+    return row[0] if row is not None else None
+
+
 def idempotent(
     *, scope: str, key: str, endpoint: str, body: Any, run: Callable[[], tuple[int, Any]]
 ) -> tuple[int, Any]:
@@ -43,33 +58,30 @@ def idempotent(
         raise ValidationFailed("Idempotency-Key must be 1-255 characters", code="invalid_idempotency_key")
     digest = request_hash(body)
     now = clock.now()
-    IdempotencyRecord.objects.filter(scope=scope, key=key, created_at__lt=now - KEEP_FOR).delete()
-    try:
-        with transaction.atomic():
-            record = IdempotencyRecord.objects.create(
-                scope=scope, key=key, endpoint=endpoint, request_hash=digest, created_at=now
-            )
-    except IntegrityError:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while True:
-            record = IdempotencyRecord.objects.get(scope=scope, key=key)
-            answer = _stored(record, endpoint, digest)
-            if answer is not None:
-                return answer
-            if time.monotonic() > deadline:
-                raise Conflict(
-                    "A request with this Idempotency-Key is still running", code="idempotency_in_progress"
-                ) from None
-            time.sleep(0.05)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while (record_id := _claim(scope=scope, key=key, endpoint=endpoint, digest=digest, now=now)) is None:
+        record = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
+        if record is None:
+            continue  # the first request failed and gave the key up: this one runs
+        if record.created_at < now - KEEP_FOR:
+            # Expired: forget it and claim the key afresh (expired records go only when reused).
+            IdempotencyRecord.objects.filter(pk=record.pk, created_at=record.created_at).delete()
+            continue
+        answer = _stored(record, endpoint, digest)
+        if answer is not None:
+            return answer
+        if time.monotonic() > deadline:
+            raise Conflict("A request with this Idempotency-Key is still running", code="idempotency_in_progress")
+        time.sleep(0.05)
     try:
         status, response = run()
     except BaseException:
-        IdempotencyRecord.objects.filter(pk=record.pk).delete()
+        IdempotencyRecord.objects.filter(pk=record_id).delete()
         raise
     if status >= 500:
-        IdempotencyRecord.objects.filter(pk=record.pk).delete()
+        IdempotencyRecord.objects.filter(pk=record_id).delete()
     else:
-        IdempotencyRecord.objects.filter(pk=record.pk).update(
+        IdempotencyRecord.objects.filter(pk=record_id).update(
             state=IdempotencyRecord.DONE, status_code=status, response_body=response
         )
     return status, response
