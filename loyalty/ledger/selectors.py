@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from loyalty.core import clock
@@ -130,4 +130,13 @@ def partner_program(*, partner, name: str | None = None) -> Program:
         ):
             raise NotFound(f"Program '{name}' is not available to this partner", code="program_not_found")
         return program
-    return allowed.order_by("pk").first() or program_default()
+    listed = Exists(Program.partners.through.objects.filter(program_id=OuterRef("pk"), partner=partner))
+    program = (
+        Program.objects.alias(listed=listed)
+        .filter(Q(listed=True) | Q(is_default=True))
+        .order_by(F("listed").desc(), "pk")
+        .first()
+    )  # one query: the first program listing the partner, else the default one
+    if program is None:
+        raise NotFound("No default program is configured", code="no_default_program")
+    return program

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, ValidationFailed
@@ -79,12 +79,80 @@ def account_open(*, member: Member, program: Program) -> Account:
 
 def account_lock(*, account: Account) -> Account:
     """Lock the member account row (select_for_update) and bring it up to date: due pending
-    lots mature and due lots expire before anything else reads the balance."""
-    from loyalty.ledger.services.jobs import settle_accounts
+    lots mature and due lots expire before anything else reads the balance.
 
+    Only the account row is locked (``of=self``): the program joined in is read, not locked, so
+    accounts of one program never wait for each other. The instance returned remembers the lock
+    (``account_lock_held``) while the atomic block that took it is open, so a service called
+    with it in the same block (``points_credit``) neither locks nor settles again."""
     if account.kind != AccountKind.MEMBER:
         raise ValidationFailed("Only member accounts hold balances", code="not_a_member_account")
-    locked = Account.objects.select_for_update().select_related("program").get(pk=account.pk)
+    return _settled(_for_update().get(pk=account.pk))
+
+
+def account_open_locked(*, member: Member, program: Program) -> Account:
+    """``account_lock(account=account_open(member=..., program=...))``, with one query fewer when
+    the account exists: it is found and locked by one SELECT ... FOR UPDATE."""
+    if member.status in (MemberStatus.CLOSED, MemberStatus.ERASED):
+        raise Conflict(f"A {member.status} member cannot open an account", code="member_inactive")
+    locked = _for_update().filter(member=member, program=program, kind=AccountKind.MEMBER).first()
+    if locked is None:
+        return account_lock(account=account_open(member=member, program=program))
+    return _settled(locked)
+
+
+def _for_update():
+    return Account.objects.select_for_update(of=("self",)).select_related("program")
+
+
+def _settled(locked: Account) -> Account:
+    """The account just locked, after maturing and expiring what is due on it."""
+    from loyalty.ledger.services.jobs import settle_accounts
+
     if settle_accounts(account_ids=[locked.pk], now=clock.now()):
-        locked = Account.objects.select_related("program").get(pk=account.pk)
+        locked = Account.objects.select_related("program").get(pk=locked.pk)
+    _lock_remember(locked)
     return locked
+
+
+class _LockHeld:
+    """A commit hook that does nothing, one per ``account_lock``: while it waits in the
+    connection's commit hooks, the transaction (or savepoint) that took the lock is open."""
+
+    __slots__ = ("account_id",)
+
+    def __init__(self, account_id: int):
+        self.account_id = account_id
+
+    def __call__(self) -> None:
+        return None
+
+
+def _lock_remember(account: Account) -> None:
+    token = _LockHeld(account.pk)
+    transaction.on_commit(token)
+    account._lock_token = token
+
+
+def account_lock_held(account: Account) -> bool:
+    """Whether ``account`` is the instance the latest ``account_lock`` of its row returned, in the
+    transaction still open on this thread's connection, and no balance of it changed since.
+
+    Django drops the commit hooks of a transaction when it commits or rolls back, and those of a
+    savepoint rolled back (which releases a lock taken in it), so an instance from another
+    transaction, another thread or a rolled-back savepoint never counts as locked; a later
+    ``account_lock`` of the same row (every balance-changing service takes one) supersedes it."""
+    token = getattr(account, "_lock_token", None)
+    if token is None or not connection.in_atomic_block:
+        return False
+    latest = None
+    for _sids, hook, _robust in connection.run_on_commit:
+        if isinstance(hook, _LockHeld) and hook.account_id == account.pk:
+            latest = hook
+    return latest is token
+
+
+def account_lock_spent(account: Account) -> None:
+    """The balances of ``account`` were just changed in the database (``F()`` updates): its cached
+    figures are stale, so the next service must lock and read it again."""
+    account._lock_token = None

@@ -34,7 +34,7 @@ from loyalty.ledger.models import (
     RedemptionStatus,
     TransactionKind,
 )
-from loyalty.ledger.services.accounts import account_lock, system_account
+from loyalty.ledger.services.accounts import account_lock, account_lock_held, account_lock_spent, system_account
 
 FEFO_ORDER = (F("expires_at").asc(nulls_last=True), "id")
 
@@ -164,10 +164,19 @@ def points_credit(
     actor: Any | None = None,
 ) -> LedgerTransaction:
     """Credit points into a new lot (pending for the program's return window when ``pending``).
-    Debt from earlier clawbacks is paid off first. The funding partner's issued account is debited."""
+    Debt from earlier clawbacks is paid off first. The funding partner's issued account is debited.
+
+    Given the very instance ``account_lock`` returned in the caller's still-open atomic block
+    (``account_lock_held``), the account is used as locked and settled there: no second lock, no
+    second settle, and no savepoint of its own (the caller's block is the unit of work; an error
+    here fails it). Any other instance is locked here, as always.
+    A transaction written by this call carries ``credited_lot``: the new lot, or None when the
+    points all paid debt (an ``idempotency_key`` repeat returns the stored transaction as read)."""
     _check_points(points)
-    with transaction.atomic():
-        account = account_lock(account=account)
+    held = account_lock_held(account)
+    with transaction.atomic(savepoint=not held):
+        if not held:
+            account = account_lock(account=account)
         if (found := _existing(idempotency_key, account)) is not None:
             return found
         program = account.program
@@ -211,10 +220,12 @@ def points_credit(
             updates["earned"] = F("earned") + points
             updates["last_activity_at"] = now
         Account.objects.filter(pk=account.pk).update(**updates)
+        account_lock_spent(account)
         if kind == TransactionKind.EARN:
             _touch_activity(account, now)
         if purchase is not None:
             Purchase.objects.filter(pk=purchase.pk).update(points_earned=F("points_earned") + points)
+    tx.credited_lot = lot
     return tx
 
 
