@@ -17,8 +17,9 @@ from loyalty.core.errors import Conflict, NotFound, ValidationFailed
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger import services as ledger
 from loyalty.ledger.models import LedgerTransaction, Lot, Program, Purchase, Return, TransactionKind
+from loyalty.ledger.services.accounts import account_open_locked
 from loyalty.partners.services import outbox_record
-from loyalty.tiers.selectors import member_tier
+from loyalty.tiers.selectors import ProgramTiers, member_tier, program_tiers
 from loyalty.tiers.services import tier_upgrade_check
 from members.models import Member, MemberStatus
 from members.selectors import member_get_by_number
@@ -92,17 +93,23 @@ def caps_left(
 
 
 def earn_for(
-    *, program: Program, partner: Any | None, member: Member, lines: list[dict[str, Any]], now: dt.datetime
+    *,
+    program: Program,
+    partner: Any | None,
+    member: Member,
+    lines: list[dict[str, Any]],
+    now: dt.datetime,
+    tiers: ProgramTiers | None = None,
 ) -> rule_engine.Result:
     """Evaluate the program's active rules for a purchase: the one source of points for the API,
-    the admin and importers."""
+    the admin and importers. ``tiers``: the program's tiers, when the caller read them already."""
     rules = _rules_for(program, partner, now)
     return earn_evaluate(
         program=program,
         partner=partner,
         rules=rules,
         caps=_cap_left(rules, member, now),
-        tier=member_tier(member=member, program=program),
+        tier=member_tier(member=member, program=program, tiers=tiers),
         lines=lines,
     )
 
@@ -164,12 +171,16 @@ def earn_evaluate(
     )
 
 
+def _pending_until(earn: LedgerTransaction, lot: Lot | None) -> dt.datetime | None:
+    return lot.available_at if lot is not None and lot.available_at > earn.created_at else None
+
+
 def _outcome(purchase: Purchase, created: bool) -> PurchaseOutcome:
+    """The outcome of a stored purchase, read back (a repeat of the same purchase)."""
     earn = LedgerTransaction.objects.filter(purchase=purchase, kind=TransactionKind.EARN).first()
     pending_until = None
     if earn is not None:
-        lot = Lot.objects.filter(transaction=earn).first()
-        pending_until = lot.available_at if lot is not None and lot.available_at > earn.created_at else None
+        pending_until = _pending_until(earn, Lot.objects.filter(transaction=earn).first())
     return PurchaseOutcome(
         purchase=purchase,
         created=created,
@@ -235,7 +246,7 @@ def purchase_record(
             fields={"currency": [f"Use {program.currency}."]},
         )
     with transaction.atomic():
-        account = ledger.account_lock(account=ledger.account_open(member=member, program=program))
+        account = account_open_locked(member=member, program=program)
         existing = Purchase.objects.filter(partner=partner, external_id=external_id).first()
         if existing is not None:
             if _same_purchase(existing, member, occurred_at, lines, total):
@@ -255,9 +266,12 @@ def purchase_record(
             discount=discount,
             store_code=store,
         )
-        result = earn_for(program=program, partner=partner, member=member, lines=lines, now=now)
+        tiers = program_tiers(program=program)  # read once: the earn multiplier, then the upgrade check
+        result = earn_for(program=program, partner=partner, member=member, lines=lines, now=now, tiers=tiers)
+        outcome = PurchaseOutcome(purchase=purchase, created=True, points=0, pending_until=None)
         if result.points > 0:
-            ledger.points_credit(
+            # ``account`` was locked and settled above in this block: points_credit uses it as is.
+            earn = ledger.points_credit(
                 account=account,
                 points=result.points,
                 reason=f"purchase {external_id}",
@@ -273,9 +287,11 @@ def purchase_record(
                     if points
                 ]
             )
-            purchase.refresh_from_db()
-        tier_upgrade_check(member=member, program=program)
-        outcome = _outcome(purchase, created=True)
+            purchase.points_earned += result.points  # what points_credit added in the database
+            outcome.points = purchase.points_earned
+            outcome.pending_until = _pending_until(earn, earn.credited_lot)
+            outcome.explanation = earn.explanation
+        tier_upgrade_check(member=member, program=program, tiers=tiers)
         if outcome.points:
             outbox_record(
                 event_type="points.earned",

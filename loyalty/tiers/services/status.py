@@ -118,11 +118,14 @@ def tier_status_ensure(*, member: Member, program: Program) -> MemberTier | None
         return _status_locked(member=member, pt=pt, now=clock.now())
 
 
-def tier_upgrade_check(*, member: Member, program: Program) -> MemberTier | None:
+def tier_upgrade_check(*, member: Member, program: Program, tiers: ProgramTiers | None = None) -> MemberTier | None:
     """Called by the activity workflow after each qualifying activity: if the member's metrics in
     the current window now reach a higher tier, upgrade at once (only ever up). Also cancels a
-    downgrade waiting out its grace period when the member requalifies. None without tiers."""
-    pt = program_tiers(program=program)
+    downgrade waiting out its grace period when the member requalifies. None without tiers.
+    ``tiers``: the program's tiers (``program_tiers``) when the caller read them already."""
+    if tiers is not None and tiers.program.pk != program.pk:
+        raise ValueError("tiers belong to another program")
+    pt = tiers if tiers is not None else program_tiers(program=program)
     if not pt.rules:
         return None
     now = clock.now()
