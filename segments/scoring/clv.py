@@ -168,6 +168,30 @@ def probability_alive(model: BgNbd, x, t_x, T) -> np.ndarray:
     return special.expit(-_repeat_odds_log(model, x, t_x, T))
 
 
+def log_hyp2f1_series(A, B, C, z, *, tolerance: float = 1e-16, max_terms: int = 1_000_000) -> np.ndarray:
+    """log 2F1(A, B; C; z) for A, B, C > 0 and 0 <= z < 1, by its power series summed in log
+    space (every term is positive, so nothing overflows). For the parameters where scipy's
+    ``hyp2f1`` overflows (large a and b fitted on a homogeneous base, z near 1)."""
+    shape = np.broadcast(A, B, C, z).shape
+    A, B, C, z = (np.array(v, dtype=float).ravel() for v in np.broadcast_arrays(A, B, C, z))
+    log_term = np.zeros(z.shape)
+    log_sum = np.zeros(z.shape)
+    active = np.ones(z.shape, dtype=bool)
+    with np.errstate(divide="ignore"):
+        log_z = np.log(z)
+    k = 0
+    while active.any() and k < max_terms:
+        rows = np.flatnonzero(active)
+        a, b, c = A[rows] + k, B[rows] + k, C[rows] + k
+        log_term[rows] += np.log(a) + np.log(b) - np.log(c) - np.log(k + 1) + log_z[rows]
+        log_sum[rows] = np.logaddexp(log_sum[rows], log_term[rows])
+        shrinking = a * b * z[rows] < c * (k + 1)  # the next terms only get smaller
+        done = shrinking & (log_term[rows] - log_sum[rows] < np.log(tolerance))
+        active[rows[done]] = False
+        k += 1
+    return log_sum.reshape(shape)
+
+
 def expected_purchases(model: BgNbd, t: float, x, t_x, T) -> np.ndarray:
     """E[Y(t) | x, t_x, T]: expected purchases in the next ``t`` periods (FHL 2005, equation 10)."""
     x, t_x, T = _arrays(x, t_x, T)
@@ -177,7 +201,14 @@ def expected_purchases(model: BgNbd, t: float, x, t_x, T) -> np.ndarray:
     # 2F1(A, B; C; z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z) so that no term overflows for large x or b.
     hyp = special.hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
     head = (a + b + x - 1) / (a - 1)
-    body = 1 - np.exp((a - 1) * np.log1p(-z)) * hyp
+    with np.errstate(invalid="ignore", over="ignore"):
+        body = 1 - np.exp((a - 1) * np.log1p(-z)) * hyp
+    overflowed = ~np.isfinite(body)
+    if overflowed.any() and a > 1 and a + b - 1 - r > 0:
+        z_over = np.broadcast_to(z, body.shape)[overflowed]
+        c_over = np.broadcast_to(a + b + x - 1, body.shape)[overflowed]
+        log_hyp = log_hyp2f1_series(a + b - 1 - r, a - 1, c_over, z_over)
+        body[overflowed] = -np.expm1((a - 1) * np.log1p(-z_over) + log_hyp)
     value = head * body * special.expit(-_repeat_odds_log(model, x, t_x, T))
     return np.clip(np.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
 

@@ -78,3 +78,30 @@ def test_fits_refuse_data_that_cannot_support_them():
         clv.gamma_gamma_fit([1], [0.0])
     with pytest.raises(clv.FitError):
         clv.expected_spend(clv.GammaGamma(p=1, q=0.5, gamma=1), [1], [10])
+
+
+def test_the_log_series_of_2f1_equals_scipy_where_scipy_is_finite():
+    from scipy import special
+
+    A = np.array([5.0, 50.0, 300.0, 2000.0])
+    B = np.array([2.0, 20.0, 10.0, 1.5])
+    C = np.array([8.0, 60.0, 305.0, 2003.0])
+    z = np.array([0.1, 0.5, 0.7, 0.9])
+    assert np.allclose(clv.log_hyp2f1_series(A, B, C, z), np.log(special.hyp2f1(A, B, C, z)), rtol=1e-10)
+    assert clv.log_hyp2f1_series(3.0, 4.0, 5.0, 0.0) == 0.0  # 2F1(.; 0) = 1
+
+
+def test_expected_purchases_stay_finite_where_2f1_overflows():
+    """A base with nearly one drop-out probability for everybody fits huge a and b (the bench's
+    synthetic base: a=312, b=22026); scipy's 2F1 overflows for recent members (z near 1). Their
+    expectation must come from the series, not silently become 0."""
+    model = clv.BgNbd(r=0.921, alpha=0.924, a=311.983, b=22026.466, log_likelihood=0.0)
+    T = np.array([1.0, 5.0, 10.0, 30.0, 60.0, 104.0])
+    x = np.array([1.0, 2.0, 3.0, 10.0, 20.0, 40.0])
+    t_x = T * 0.9
+    purchases = clv.expected_purchases(model, 52.0, x, t_x, T)
+    assert np.all(np.isfinite(purchases)) and np.all(purchases > 0)
+    # with a/(a+b) = 1.4% drop-out per purchase almost everyone alive buys about as often as before
+    rate = (model.r + x) / (model.alpha + T)
+    assert np.all(purchases < 52.0 * rate * 1.01)
+    assert np.all(purchases > 52.0 * rate * clv.probability_alive(model, x, t_x, T) * 0.5)
