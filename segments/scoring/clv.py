@@ -207,7 +207,9 @@ def expected_purchases(model: BgNbd, t: float, x, t_x, T) -> np.ndarray:
     if overflowed.any() and a > 1 and a + b - 1 - r > 0:
         z_over = np.broadcast_to(z, body.shape)[overflowed]
         c_over = np.broadcast_to(a + b + x - 1, body.shape)[overflowed]
-        log_hyp = log_hyp2f1_series(a + b - 1 - r, a - 1, c_over, z_over)
+        # members share (x, T) pairs: sum each distinct series once
+        pairs, back = np.unique(np.stack([c_over, z_over], axis=1), axis=0, return_inverse=True)
+        log_hyp = log_hyp2f1_series(a + b - 1 - r, a - 1, pairs[:, 0], pairs[:, 1])[back.ravel()]
         body[overflowed] = -np.expm1((a - 1) * np.log1p(-z_over) + log_hyp)
     value = head * body * special.expit(-_repeat_odds_log(model, x, t_x, T))
     return np.clip(np.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
