@@ -66,9 +66,18 @@ class SegmentMembership(models.Model):
     """One stay of a member in a segment: from ``entered_at`` until ``left_at`` (open while in)."""
 
     # Open rows are found by the unique (segment, member) index, a member's rows by (member, segment).
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False)
+    # Derived data, written set-based by the refresh (hundreds of thousands of rows at a time) from
+    # member ids it has just read, under a lock on the segment: no per-row foreign-key checks in
+    # the database; deletes cascade through Django.
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False, db_constraint=False
+    )
     member = models.ForeignKey(
-        "members.Member", on_delete=models.CASCADE, related_name="segment_memberships", db_index=False
+        "members.Member",
+        on_delete=models.CASCADE,
+        related_name="segment_memberships",
+        db_index=False,
+        db_constraint=False,
     )
     entered_at = models.DateTimeField()
     left_at = models.DateTimeField(null=True, blank=True)
