@@ -330,11 +330,24 @@ class Lot(models.Model):
 class Entry(models.Model):
     """Append-only movement of one account within a transaction (signed points)."""
 
-    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
+    # Entries are written by the million (an expiry run writes one per lot), and PostgreSQL checks
+    # each foreign key per row at commit. The transaction and the lot an entry names are written or
+    # read by the same statement, and neither can ever be deleted (PostgreSQL triggers reject
+    # DELETE on transactions and lots, migrations 0002 and 0005), so those two references are not
+    # re-checked row by row; the account reference is.
+    transaction = models.ForeignKey(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="entries", db_constraint=False
+    )
     # account is indexed by (account, created_at); lot only where set (system-side entries have none)
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries", db_index=False)
     lot = models.ForeignKey(
-        Lot, null=True, blank=True, on_delete=models.PROTECT, related_name="entries", db_index=False
+        Lot,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="entries",
+        db_index=False,
+        db_constraint=False,
     )
     kind = models.CharField(max_length=12, choices=EntryKind.choices)
     points = models.BigIntegerField()
