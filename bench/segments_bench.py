@@ -21,7 +21,7 @@ import datetime as dt
 import os
 import time
 
-from _setup import setup
+from _setup import insert_select, setup
 
 DB_NAME = "loyalty_bench_segments"
 NOW = dt.datetime(2031, 1, 1, 6, 0, tzinfo=dt.UTC)
@@ -44,38 +44,6 @@ def reuse_setup() -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
-
-
-def insert_select(cursor, model, given: dict, source: str, params: list) -> int:
-    """INSERT INTO <model> (...) SELECT ... FROM <source>; columns not in ``given`` get NULL or
-    their model default, so columns added later keep working."""
-    from django.db import connection
-
-    columns, expressions, values = [], [], []
-    for field in model._meta.concrete_fields:
-        if field.primary_key and field.column not in given:
-            continue
-        columns.append(field.column)
-        if field.column in given:
-            expression, expression_params = given[field.column], []
-            if isinstance(expression, tuple):
-                expression, expression_params = expression
-            expressions.append(expression)
-            values.extend(expression_params)
-        elif field.null:
-            expressions.append("NULL")
-        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            expressions.append("now()")
-        elif (default := field.get_default()) is not None:
-            expressions.append("%s")
-            values.append(field.get_db_prep_save(default, connection))
-        else:
-            raise RuntimeError(f"{model.__name__}.{field.name}: no value for the bench")
-    cursor.execute(
-        f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) SELECT {', '.join(expressions)} FROM {source}",
-        [*values, *params],
-    )
-    return cursor.rowcount
 
 
 def drop_indexes(cursor, table: str) -> list[str]:
@@ -173,6 +141,7 @@ def generate(members: int, purchases: int) -> None:
                 " CROSS JOIN LATERAL (SELECT round(((8 + 120 * power(u.level, 2)) * (0.5 + random()))::numeric, 2)"
                 "   AS amount) AS a",
                 [low, high, members],
+                analyze=False,
             )
             print(f"  purchases {high:,} / {purchases:,}", flush=True)
         for statement in rebuild:

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from _setup import insert_select
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/loyalty_bench"
@@ -45,41 +47,6 @@ def prepare_database(url: str, fresh: bool) -> None:
             exists = None
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def insert_select(cursor, model, given: dict[str, str | tuple[str, list]], source: str, params: list) -> int:
-    """INSERT INTO <model> (...) SELECT ... FROM <source>: ``given`` maps columns to SQL
-    expressions (with their parameters); other columns get NULL or their model default, so
-    columns added later keep working. ``params`` are the parameters of ``source``."""
-    from django.db import connection
-
-    columns, expressions, values = [], [], []
-    for field in model._meta.concrete_fields:
-        if field.primary_key and field.column not in given:
-            continue
-        columns.append(field.column)
-        if field.column in given:
-            expression, expression_params = given[field.column], []
-            if isinstance(expression, tuple):
-                expression, expression_params = expression
-            expressions.append(expression)
-            values.extend(expression_params)
-        elif field.null:
-            expressions.append("NULL")
-        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            expressions.append("now()")
-        elif (default := field.get_default()) is not None:
-            expressions.append("%s")
-            values.append(field.get_db_prep_save(default, connection))
-        else:
-            raise RuntimeError(f"{model.__name__}.{field.name}: no value for the bench")
-    cursor.execute(
-        f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) SELECT {', '.join(expressions)} FROM {source}",
-        [*values, *params],
-    )
-    count = cursor.rowcount
-    cursor.execute(f"ANALYZE {model._meta.db_table}")  # the next INSERT ... SELECT joins it: fresh statistics
-    return count
 
 
 def generate(n: int) -> None:
