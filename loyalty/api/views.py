@@ -7,7 +7,7 @@ from typing import Any
 from django_filters import rest_framework as filters
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import pagination, serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -261,10 +261,8 @@ class EntriesView(ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-class PurchasesView(WriteView):
-    in_serializer = s.PurchaseInSerializer
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         operation_id="purchases_create",
         request=s.PurchaseInSerializer,
         parameters=[IDEMPOTENCY_HEADER],
@@ -300,8 +298,9 @@ class PurchasesView(WriteView):
             )
         ],
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
+)
+class PurchasesView(WriteView):
+    in_serializer = s.PurchaseInSerializer
 
     def handle(self, request, data):
         outcome = activity.purchase_record(
@@ -330,17 +329,16 @@ class PurchasesView(WriteView):
         return (status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK), body
 
 
-class ReturnsView(WriteView):
-    in_serializer = s.ReturnInSerializer
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         operation_id="returns_create",
         request=s.ReturnInSerializer,
         parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.ReturnOutSerializer, 200: s.ReturnOutSerializer, **errors(*COMMON_ERRORS, 404, 409, 422)},
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
+)
+class ReturnsView(WriteView):
+    in_serializer = s.ReturnInSerializer
 
     def handle(self, request, data):
         ret, created = activity.return_record(
@@ -374,10 +372,8 @@ def _redemption_body(redemption: Redemption) -> dict:
     }
 
 
-class RedemptionsView(WriteView):
-    in_serializer = s.RedemptionInSerializer
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         operation_id="redemptions_create",
         request=s.RedemptionInSerializer,
         parameters=[IDEMPOTENCY_HEADER],
@@ -387,8 +383,9 @@ class RedemptionsView(WriteView):
             **errors(*COMMON_ERRORS, 404, 409, 422),
         },
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
+)
+class RedemptionsView(WriteView):
+    in_serializer = s.RedemptionInSerializer
 
     def handle(self, request, data):
         redemption, created = activity.redemption_record(
@@ -406,34 +403,32 @@ class EmptySerializer(serializers.Serializer):
     pass
 
 
-class RedemptionCancelView(WriteView):
-    in_serializer = EmptySerializer
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         operation_id="redemptions_cancel",
         request=None,
         parameters=[IDEMPOTENCY_HEADER],
         responses={200: s.RedemptionOutSerializer, **errors(*COMMON_ERRORS, 404)},
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
+)
+class RedemptionCancelView(WriteView):
+    in_serializer = EmptySerializer
 
     def handle(self, request, data, pk: int):
         redemption = activity.redemption_cancel(partner=_partner(request), redemption_id=pk)
         return status.HTTP_200_OK, _redemption_body(redemption)
 
 
-class EventsView(WriteView):
-    in_serializer = s.EventInSerializer
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         operation_id="events_create",
         request=s.EventInSerializer,
         parameters=[IDEMPOTENCY_HEADER],
         responses={201: s.EventOutSerializer, 200: s.EventOutSerializer, **errors(*COMMON_ERRORS, 404, 409, 422)},
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
+)
+class EventsView(WriteView):
+    in_serializer = s.EventInSerializer
 
     def handle(self, request, data):
         event, created = activity.event_record(
