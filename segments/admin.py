@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, json_script
 from django.utils.safestring import mark_safe
 
+from loyalty.core.admin import ReadOnlyAdminMixin
 from loyalty.core.errors import ApplicationError
 from segments import rules as R
 from segments import selectors, services
@@ -403,25 +404,16 @@ class SegmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(SegmentMembership)
-class SegmentMembershipAdmin(admin.ModelAdmin):
+class SegmentMembershipAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("segment", "member", "entered_at", "left_at")
     list_filter = ("segment", ("left_at", admin.EmptyFieldListFilter))
     search_fields = ("=member__member_number", "segment__name")
     list_select_related = ("segment", "member")
     raw_id_fields = ("member",)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(MemberScore)
-class MemberScoreAdmin(admin.ModelAdmin):
+class MemberScoreAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "member",
         "rfm_segment",
@@ -440,26 +432,8 @@ class MemberScoreAdmin(admin.ModelAdmin):
     search_fields = ("=member__member_number",)
     list_select_related = ("member",)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(ScoreRun)
-class ScoreRunAdmin(admin.ModelAdmin):
+class ScoreRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("as_of", "window_days", "horizon_days", "members_scored", "started_at", "finished_at", "note")
     readonly_fields = ("bgnbd", "gamma_gamma", "timings")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

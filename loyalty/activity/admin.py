@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from loyalty.activity.models import EarningRule, EventRule, EventType, MemberEvent
+from loyalty.core.admin import ReadOnlyAdminMixin
 
 
 @admin.register(EarningRule)
@@ -40,17 +41,8 @@ class EventRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(MemberEvent)
-class MemberEventAdmin(admin.ModelAdmin):
+class MemberEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("occurred_at", "event_type", "member", "partner", "points", "note")
     list_filter = ("event_type",)
     search_fields = ("=member__member_number", "=external_id")
     raw_id_fields = ("member",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

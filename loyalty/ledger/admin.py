@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import admin
 
+from loyalty.core.admin import ReadOnlyAdminMixin
 from loyalty.core.admin_actions import ReasonForm, action_with_reason
 from loyalty.ledger import selectors, services
 from loyalty.ledger.models import (
@@ -17,17 +18,6 @@ from loyalty.ledger.models import (
     Redemption,
     Return,
 )
-
-
-class ReadOnlyAdminMixin:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):

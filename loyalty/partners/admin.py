@@ -1,6 +1,7 @@
 from django.contrib import admin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
+from loyalty.core.admin import ReadOnlyAdminMixin
 from loyalty.partners import webhooks
 from loyalty.partners.models import (
     OutboxEvent,
@@ -21,7 +22,7 @@ class PartnerAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(admin.ModelAdmin):
+class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: events are written by services and delivered by jobs."""
 
     list_display = ("created_at", "event_type", "member", "published_at")
@@ -30,15 +31,6 @@ class OutboxEventAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = ("event_type", "member", "payload", "created_at", "published_at")
     list_select_related = ("member",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class WebhookAttemptInline(admin.TabularInline):
