@@ -95,25 +95,17 @@ def member_tier(*, member, program: Program, tiers: ProgramTiers | None = None) 
     """The member's tier now (the base tier when no status was recorded yet), for earning rules,
     rewards and offers: read its ``earn_multiplier``, ``exclusive_rewards`` and ``early_access``.
 
-    A caller that already holds the program's tiers (``program_tiers``) passes them: the tier
-    then comes from them (one query, none when the program has no tiers)."""
+    A caller that already holds the program's tiers (``program_tiers``) passes them: no query
+    when the program has none, and the base tier comes from them."""
     if tiers is not None:
         if tiers.program.pk != program.pk:
             raise ValueError("tiers belong to another program")
         if not tiers.tiers:
             return None
-        row = MemberTier.objects.filter(member=member, program=program).values_list("tier_id").first()
-        if row is not None:
-            (tier_id,) = row
-            if tier_id is None:
-                return None
-            return tiers.tier(tier_id) or Tier.objects.get(pk=tier_id)  # not one of the program's: as stored
-        base = qualification.base_tier(tiers.rules)
-        return tiers.tier(base.id) if base else None
     status = MemberTier.objects.filter(member=member, program=program).select_related("tier").first()
     if status is not None:
         return status.tier
-    pt = program_tiers(program=program)
+    pt = tiers if tiers is not None else program_tiers(program=program)
     base = qualification.base_tier(pt.rules)
     return pt.tier(base.id) if base else None
 

@@ -61,10 +61,14 @@ def system_account(*, program: Program, kind: str, partner: Any | None = None) -
         return Account.objects.get(**lookup)
 
 
-def account_open(*, member: Member, program: Program) -> Account:
-    """The member's account in the program, opened if missing (idempotent, safe under races)."""
+def _check_may_hold_account(member: Member) -> None:
     if member.status in (MemberStatus.CLOSED, MemberStatus.ERASED):
         raise Conflict(f"A {member.status} member cannot open an account", code="member_inactive")
+
+
+def account_open(*, member: Member, program: Program) -> Account:
+    """The member's account in the program, opened if missing (idempotent, safe under races)."""
+    _check_may_hold_account(member)
     account = Account.objects.filter(member=member, program=program, kind=AccountKind.MEMBER).first()
     if account is not None:
         return account
@@ -93,8 +97,7 @@ def account_lock(*, account: Account) -> Account:
 def account_open_locked(*, member: Member, program: Program) -> Account:
     """``account_lock(account=account_open(member=..., program=...))``, with one query fewer when
     the account exists: it is found and locked by one SELECT ... FOR UPDATE."""
-    if member.status in (MemberStatus.CLOSED, MemberStatus.ERASED):
-        raise Conflict(f"A {member.status} member cannot open an account", code="member_inactive")
+    _check_may_hold_account(member)
     locked = _for_update().filter(member=member, program=program, kind=AccountKind.MEMBER).first()
     if locked is None:
         return account_lock(account=account_open(member=member, program=program))
