@@ -44,6 +44,7 @@ from django.db.models.functions import Coalesce, NullIf
 from loyalty.core import clock
 from loyalty.core.errors import NotFound, ValidationFailed
 from loyalty.ledger.models import Account, AccountKind, Lot, Purchase, PurchaseLine, Redemption, RedemptionStatus
+from loyalty.ledger.selectors import purchase_counts
 from members.models import Consent, Member, MemberStatus
 from segments import rules as R
 from segments.models import MemberScore, SegmentMembership
@@ -218,9 +219,7 @@ class _Source:
         c, now = self.condition, self.now
         start, end = _window_bounds(c.get("window"), now)
         if self.kind == "purchase":
-            rows = Purchase.objects.filter(occurred_at__lte=end).filter(
-                Q(returned_amount=0) | Q(returned_amount__lt=F("eligible_amount"))
-            )
+            rows = Purchase.objects.filter(occurred_at__lte=end).filter(purchase_counts())
             if start is not None:
                 rows = rows.filter(occurred_at__gte=start)
             if c.get("partner"):
@@ -331,7 +330,7 @@ class _Source:
     def outer_expression(self, metric: str):
         zero = Value(Decimal("0"), output_field=MONEY)
         if self.kind == "purchase":
-            kept = Q(_p__returned_amount=0) | Q(_p__returned_amount__lt=F("_p__eligible_amount"))
+            kept = purchase_counts("_p__")
             net = ExpressionWrapper(Sum("_p__eligible_amount") - Sum("_p__returned_amount"), output_field=MONEY)
             count = Count("_p__id", filter=kept)
             cents = ExpressionWrapper(

@@ -117,6 +117,12 @@ def redemption_get(*, pk: int) -> Redemption:
         raise NotFound("No such redemption", code="redemption_not_found") from None
 
 
+def purchase_counts(prefix: str = "") -> Q:
+    """A purchase counts for behaviour (segments, scores) unless it was returned in full.
+    ``prefix``: the path to the purchase from the queried model (e.g. ``"purchase__"``)."""
+    return Q(**{f"{prefix}returned_amount": 0}) | Q(**{f"{prefix}returned_amount__lt": F(f"{prefix}eligible_amount")})
+
+
 def partner_program(*, partner, name: str | None = None) -> Program:
     """The program a partner earns and burns in: the named one if it is allowed, else the one
     staff listed it in, else the default program (a new partner works right away)."""

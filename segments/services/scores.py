@@ -20,12 +20,13 @@ from itertools import islice
 import numpy as np
 import pandas as pd
 from django.db import connection, transaction
-from django.db.models import Count, F, FloatField, Func, Max, Min, Q, QuerySet, Sum, Value
+from django.db.models import Count, FloatField, Func, Max, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Cast, Coalesce
 
 from loyalty.core import clock
 from loyalty.core.errors import ValidationFailed
 from loyalty.ledger.models import Purchase
+from loyalty.ledger.selectors import purchase_counts
 from members.models import Member, MemberStatus
 from segments.models import MemberScore, ScoreRun
 from segments.scoring import pipeline
@@ -120,7 +121,7 @@ def summary_query(*, as_of: dt.datetime, window_days: int) -> QuerySet:
     """One row per member with purchases up to ``as_of``: first and last purchase (epoch
     seconds), purchases and net spend in total and in the window. A purchase counts unless
     fully returned."""
-    kept = Q(returned_amount=0) | Q(returned_amount__lt=F("eligible_amount"))
+    kept = purchase_counts()
     # Summed as float8: several times cheaper than numeric over millions of rows, and exact to the
     # cent for any member's history (values are rounded to cents when stored). Scores are
     # estimates; balances and segment conditions keep exact numeric sums.
