@@ -20,6 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import redis
 from _setup import ROOT, setup
 
 LUA = r"""
@@ -88,6 +89,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        help="a Redis database the bench may flush (throttle counters, Celery broker)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install -y wrk")
@@ -111,13 +117,16 @@ def main() -> None:
         )
     connection.close()
 
+    # as in production: Redis holds the throttle counters and is the Celery broker
+    redis_url = args.redis_url
+    redis.Redis.from_url(redis_url).flushdb()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bench_settings",
         "API_THROTTLE_RATE": "1000000/min",
         "PYTHONPATH": f"{ROOT / 'bench'}:{ROOT}",
+        "REDIS_URL": redis_url,
     }
-    env.pop("REDIS_URL", None)
     gunicorn = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
@@ -164,9 +173,10 @@ def main() -> None:
     finally:
         gunicorn.terminate()
         gunicorn.wait(10)
+        redis.Redis.from_url(redis_url).flushdb()
 
     print(
-        f"gunicorn gthread {args.workers} workers x {args.threads} threads, PostgreSQL, {args.seconds} s per run, wrk"
+        f"gunicorn gthread {args.workers} workers x {args.threads} threads, PostgreSQL, Redis, {args.seconds} s per run, wrk"
     )
     for clients in (8, 32):
         bare, purchase = results[("bare", clients)], results[("purchase", clients)]

@@ -7,10 +7,17 @@ from members import luhn
 from members.models import Consent, ConsentEvent, Member
 
 
-def member_get_by_number(*, member_number: str) -> Member:
+def member_number_clean(member_number: str) -> str:
+    """The member number as stored (spaces and dashes dropped); ``invalid_member_number`` when its
+    check digit is wrong."""
     number = (member_number or "").replace(" ", "").replace("-", "")
     if not luhn.is_valid(number):
         raise ValidationFailed(f"'{member_number}' is not a valid member number", code="invalid_member_number")
+    return number
+
+
+def member_get_by_number(*, member_number: str) -> Member:
+    number = member_number_clean(member_number)
     try:
         return Member.objects.get(member_number=number)
     except Member.DoesNotExist:

@@ -2,19 +2,20 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from loyalty.api import views
+from loyalty.core.config import config_scoped
 
 v1 = [
-    path("members/", views.MembersView.as_view(), name="members"),
-    path("members/<str:member_number>/", views.MemberDetailView.as_view(), name="member"),
-    path("members/<str:member_number>/balance/", views.BalanceView.as_view(), name="member-balance"),
-    path("members/<str:member_number>/entries/", views.EntriesView.as_view(), name="member-entries"),
-    path("purchases/", views.PurchasesView.as_view(), name="purchases"),
-    path("returns/", views.ReturnsView.as_view(), name="returns"),
-    path("redemptions/", views.RedemptionsView.as_view(), name="redemptions"),
-    path("redemptions/<int:pk>/cancel/", views.RedemptionCancelView.as_view(), name="redemption-cancel"),
-    path("events/", views.EventsView.as_view(), name="events"),
-    path("webhooks/", views.WebhooksView.as_view(), name="webhooks"),
-    path("webhooks/<int:pk>/", views.WebhookDetailView.as_view(), name="webhook"),
+    path("members/", config_scoped(views.MembersView.as_view()), name="members"),
+    path("members/<str:member_number>/", config_scoped(views.MemberDetailView.as_view()), name="member"),
+    path("members/<str:member_number>/balance/", config_scoped(views.BalanceView.as_view()), name="member-balance"),
+    path("members/<str:member_number>/entries/", config_scoped(views.EntriesView.as_view()), name="member-entries"),
+    path("purchases/", config_scoped(views.PurchasesView.as_view()), name="purchases"),
+    path("returns/", config_scoped(views.ReturnsView.as_view()), name="returns"),
+    path("redemptions/", config_scoped(views.RedemptionsView.as_view()), name="redemptions"),
+    path("redemptions/<int:pk>/cancel/", config_scoped(views.RedemptionCancelView.as_view()), name="redemption-cancel"),
+    path("events/", config_scoped(views.EventsView.as_view()), name="events"),
+    path("webhooks/", config_scoped(views.WebhooksView.as_view()), name="webhooks"),
+    path("webhooks/<int:pk>/", config_scoped(views.WebhookDetailView.as_view()), name="webhook"),
 ]
 
 app_name = "api"

@@ -49,3 +49,16 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}"
+
+
+class ConfigStamp(models.Model):
+    """One row: a number database triggers renew whenever program configuration changes
+    (``loyalty.core.config``). Never written by application code."""
+
+    stamp = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "core_configstamp"
+
+    def __str__(self) -> str:
+        return f"configuration stamp {self.stamp}"

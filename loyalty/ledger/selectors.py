@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from decimal import Decimal
 
@@ -9,15 +10,16 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from loyalty.core import clock
+from loyalty.core.config import config_cached
 from loyalty.core.errors import NotFound
 from loyalty.ledger.models import Account, AccountKind, Entry, EntryKind, Lot, Program, Redemption
 
 
 def program_default() -> Program:
-    program = Program.objects.filter(is_default=True).first()
+    program = config_cached("program_default", lambda: Program.objects.filter(is_default=True).first())
     if program is None:
         raise NotFound("No default program is configured", code="no_default_program")
-    return program
+    return copy.copy(program)
 
 
 def member_account(*, member, program: Program) -> Account | None:
@@ -125,7 +127,15 @@ def purchase_counts(prefix: str = "") -> Q:
 
 def partner_program(*, partner, name: str | None = None) -> Program:
     """The program a partner earns and burns in: the named one if it is allowed, else the one
-    staff listed it in, else the default program (a new partner works right away)."""
+    staff listed it in, else the default program (a new partner works right away).
+    Configuration: read once per configuration stamp (``loyalty.core.config``); a copy."""
+    program = config_cached(("partner_program", partner.pk, name), lambda: _partner_program(partner, name))
+    if isinstance(program, NotFound):
+        raise NotFound(program.message, code=program.code)
+    return copy.copy(program)
+
+
+def _partner_program(partner, name: str | None) -> Program | NotFound:
     allowed = Program.objects.filter(partners=partner)
     if name:
         program = Program.objects.filter(name=name).first()
@@ -134,7 +144,7 @@ def partner_program(*, partner, name: str | None = None) -> Program:
             or (allowed.exists() and not allowed.filter(pk=program.pk).exists())
             or (not allowed.exists() and not program.is_default)
         ):
-            raise NotFound(f"Program '{name}' is not available to this partner", code="program_not_found")
+            return NotFound(f"Program '{name}' is not available to this partner", code="program_not_found")
         return program
     listed = Exists(Program.partners.through.objects.filter(program_id=OuterRef("pk"), partner=partner))
     program = (
@@ -144,5 +154,5 @@ def partner_program(*, partner, name: str | None = None) -> Program:
         .first()
     )  # one query: the first program listing the partner, else the default one
     if program is None:
-        raise NotFound("No default program is configured", code="no_default_program")
+        return NotFound("No default program is configured", code="no_default_program")
     return program

@@ -11,7 +11,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from loyalty.core import clock
+from loyalty.core.config import config_cached
 from loyalty.core.errors import NotFound, ValidationFailed
+from loyalty.core.sql import row_insert
 from loyalty.partners.models import WEBHOOK_EVENT_TYPES, OutboxEvent, Partner, PartnerAPIKey, WebhookEndpoint
 from loyalty.partners.webhooks import webhook_url_check
 
@@ -27,14 +29,31 @@ def outbox_record(*, event_type: str, member: Any | None, payload: dict[str, Any
     ``event_type`` is dotted (``tier.upgraded``); ``member`` may be None for events about no member."""
     if not event_type or "." not in event_type:
         raise ValidationFailed("event_type must look like 'subject.verb'", code="invalid_event_type")
-    event = OutboxEvent.objects.create(
+    now = clock.now()
+    wanted = event_type in webhook_event_types_wanted()
+    event = OutboxEvent(
         event_type=event_type,
         member=member,
         payload=_jsonable(payload),
-        created_at=clock.now(),
+        created_at=now,
+        # no endpoint takes this type: nothing to fan out (what deliveries_create would conclude)
+        published_at=None if wanted else now,
     )
-    transaction.on_commit(lambda: _dispatch_later(event.pk))
+    row_insert(event)
+    if wanted:
+        transaction.on_commit(lambda: _dispatch_later(event.pk))
     return event
+
+
+def webhook_event_types_wanted() -> frozenset[str]:
+    """The event types some active webhook endpoint subscribes to (configuration, read once per
+    configuration stamp)."""
+
+    def load() -> frozenset[str]:
+        endpoints = WebhookEndpoint.objects.filter(is_active=True, deleted_at__isnull=True)
+        return frozenset(t for types in endpoints.values_list("event_types", flat=True) for t in types)
+
+    return config_cached("webhook_event_types_wanted", load)
 
 
 def _dispatch_later(event_id: int) -> None:

@@ -136,7 +136,8 @@ def delivery_attempt(*, delivery: WebhookDelivery) -> WebhookDelivery:
         delivery.attempts += 1
         if status is not None and 200 <= status < 300:
             delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, now
-            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
+            if endpoint.failing_since is not None:  # endpoints are configuration: write only a change
+                WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
         elif status == 410:
             delivery.status = DeliveryStatus.FAILED
             WebhookEndpoint.objects.filter(pk=endpoint.pk).update(

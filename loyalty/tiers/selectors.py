@@ -10,6 +10,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek, TruncYear
 
 from loyalty.core import clock
+from loyalty.core.config import config_cached
 from loyalty.core.errors import ValidationFailed
 from loyalty.ledger.models import Account, AccountKind, Entry, EntryKind, Program, Purchase
 from loyalty.ledger.selectors import program_default
@@ -35,7 +36,12 @@ class ProgramTiers:
 
 
 def program_tiers(*, program: Program) -> ProgramTiers:
-    """Policy and tiers with thresholds and perks: four queries."""
+    """Policy and tiers with thresholds and perks: configuration, read (four queries) once per
+    configuration stamp (``loyalty.core.config``). Shared: read-only."""
+    return config_cached(("program_tiers", program.pk), lambda: _program_tiers(program))
+
+
+def _program_tiers(program: Program) -> ProgramTiers:
     policy = TierPolicy.objects.filter(program=program).first() or TierPolicy(program=program)
     tiers = list(Tier.objects.filter(program=program).prefetch_related("thresholds", "perks").order_by("rank"))
     rules = [

@@ -13,16 +13,18 @@ from loyalty.activity import rules as rule_engine
 from loyalty.activity.models import EarningRule, RuleAward
 from loyalty.activity.services.linking import partner_member_link
 from loyalty.core import clock
+from loyalty.core.config import config_cached
 from loyalty.core.errors import Conflict, NotFound, ValidationFailed
+from loyalty.core.sql import rows_insert
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger import services as ledger
 from loyalty.ledger.models import LedgerTransaction, Lot, Program, Purchase, Return, TransactionKind
-from loyalty.ledger.services.accounts import account_open_locked
+from loyalty.ledger.services.accounts import account_lock_by_number, account_open_locked
 from loyalty.partners.services import outbox_record
 from loyalty.tiers.selectors import ProgramTiers, member_tier, program_tiers
 from loyalty.tiers.services import tier_upgrade_check
 from members.models import Member, MemberStatus
-from members.selectors import member_get_by_number
+from members.selectors import member_get_by_number, member_number_clean
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 
@@ -44,13 +46,18 @@ def _earning_member(member_number: str | None, member: Member | None) -> Member:
 
 
 def _rules_for(program: Program, partner: Any | None, now: dt.datetime) -> list[EarningRule]:
-    return list(
-        EarningRule.objects.filter(program=program, is_active=True)
-        .filter(Q(partner__isnull=True) | Q(partner=partner))
-        .filter(
-            Q(valid_from__isnull=True) | Q(valid_from__lte=now), Q(valid_until__isnull=True) | Q(valid_until__gt=now)
-        )
+    """The program's active rules for this partner valid at ``now``; the rules are configuration,
+    read once per configuration stamp (``loyalty.core.config``). Shared: read-only."""
+    partner_id = getattr(partner, "pk", None)
+    rules = config_cached(
+        ("earning_rules", program.pk, partner_id),
+        lambda: list(
+            EarningRule.objects.filter(program=program, is_active=True).filter(
+                Q(partner__isnull=True) | Q(partner_id=partner_id)
+            )
+        ),
     )
+    return rules_active(rules, now)
 
 
 def _cap_left(rules: list[EarningRule], member: Member, now: dt.datetime) -> dict[int, int | None]:
@@ -233,7 +240,8 @@ def purchase_record(
         raise ValidationFailed(
             "occurred_at is in the future", code="invalid_occurred_at", fields={"occurred_at": ["In the future."]}
         )
-    member = _earning_member(member_number, member)
+    if member is None:
+        member_number = member_number_clean(member_number or "")
     program = (
         ledger_selectors.partner_program(partner=partner, name=program_name)
         if partner
@@ -246,26 +254,33 @@ def purchase_record(
             fields={"currency": [f"Use {program.currency}."]},
         )
     with transaction.atomic():
-        account = account_open_locked(member=member, program=program)
-        existing = Purchase.objects.filter(partner=partner, external_id=external_id).first()
-        if existing is not None:
-            if _same_purchase(existing, member, occurred_at, lines, total):
+        # the usual case: one statement finds the member by number and locks its account
+        account = account_lock_by_number(member_number=member_number, program=program) if member is None else None
+        if account is not None:
+            member = _earning_member(None, account.member)
+        else:
+            member = _earning_member(member_number, member)
+            account = account_open_locked(member=member, program=program)
+        try:
+            purchase = ledger.purchase_create(
+                program=program,
+                member=member,
+                partner=partner,
+                external_id=external_id,
+                occurred_at=occurred_at,
+                lines=lines,
+                currency=program.currency,
+                total=total,
+                tax=tax,
+                discount=discount,
+                store_code=store,
+            )
+        except Conflict:
+            existing = Purchase.objects.filter(partner=partner, external_id=external_id).first()
+            if existing is not None and _same_purchase(existing, member, occurred_at, lines, total):
                 return _outcome(existing, created=False)
-            raise Conflict("A different purchase with this external_id exists", code="duplicate_external_id")
+            raise Conflict("A different purchase with this external_id exists", code="duplicate_external_id") from None
         partner_member_link(partner=partner, member=member)
-        purchase = ledger.purchase_create(
-            program=program,
-            member=member,
-            partner=partner,
-            external_id=external_id,
-            occurred_at=occurred_at,
-            lines=lines,
-            currency=program.currency,
-            total=total,
-            tax=tax,
-            discount=discount,
-            store_code=store,
-        )
         tiers = program_tiers(program=program)  # read once: the earn multiplier, then the upgrade check
         result = earn_for(program=program, partner=partner, member=member, lines=lines, now=now, tiers=tiers)
         outcome = PurchaseOutcome(purchase=purchase, created=True, points=0, pending_until=None)
@@ -280,7 +295,7 @@ def purchase_record(
                 pending=True,
                 explanation=result.explanation,
             )
-            RuleAward.objects.bulk_create(
+            rows_insert(
                 [
                     RuleAward(rule_id=rule_id, member=member, purchase=purchase, points=points, awarded_at=now)
                     for rule_id, points in result.awards.items()

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 
 from loyalty.core import clock
+from loyalty.core.config import config_cached
 from loyalty.core.errors import Conflict, ValidationFailed
 from loyalty.core.services import audit_record
 from loyalty.ledger.models import Account, AccountKind, Program
@@ -49,11 +51,15 @@ def program_update(*, program: Program, actor: Any, changed: list[str]) -> Progr
 
 def system_account(*, program: Program, kind: str, partner: Any | None = None) -> Account:
     """The program's system account of ``kind`` (issued accounts exist per funding partner).
-    Never locked: system accounts keep no cached balance."""
+    Never locked: system accounts keep no cached balance. Configuration: found once per
+    configuration stamp (``loyalty.core.config``)."""
     lookup = {"program": program, "kind": kind, "partner": partner}
-    account = Account.objects.filter(**lookup).first()
+    account = config_cached(
+        ("system_account", program.pk, kind, getattr(partner, "pk", None)),
+        lambda: Account.objects.filter(**lookup).first(),
+    )
     if account is not None:
-        return account
+        return copy.copy(account)
     try:
         with transaction.atomic():
             return Account.objects.create(**lookup, opened_at=clock.now())
@@ -82,40 +88,84 @@ def account_open(*, member: Member, program: Program) -> Account:
 
 
 def account_lock(*, account: Account) -> Account:
-    """Lock the member account row (select_for_update) and bring it up to date: due pending
+    """Lock the member account row (SELECT ... FOR UPDATE) and bring it up to date: due pending
     lots mature and due lots expire before anything else reads the balance.
 
-    Only the account row is locked (``of=self``): the program joined in is read, not locked, so
-    accounts of one program never wait for each other. The instance returned remembers the lock
+    Only the account row is locked: the program is configuration, read from memory, so accounts
+    of one program never wait for each other. The instance returned remembers the lock
     (``account_lock_held``) while the atomic block that took it is open, so a service called
     with it in the same block (``points_credit``) neither locks nor settles again."""
     if account.kind != AccountKind.MEMBER:
         raise ValidationFailed("Only member accounts hold balances", code="not_a_member_account")
-    return _settled(_for_update().get(pk=account.pk))
+    locked = _lock_where("a.id = %s", [account.pk])
+    if locked is None:
+        raise Account.DoesNotExist(f"No account {account.pk}")
+    return locked
 
 
 def account_open_locked(*, member: Member, program: Program) -> Account:
     """``account_lock(account=account_open(member=..., program=...))``, with one query fewer when
-    the account exists: it is found and locked by one SELECT ... FOR UPDATE."""
+    the account exists: it is found, locked and probed for due lots by one SELECT ... FOR UPDATE."""
     _check_may_hold_account(member)
-    locked = _for_update().filter(member=member, program=program, kind=AccountKind.MEMBER).first()
+    locked = _lock_where("a.member_id = %s AND a.program_id = %s AND a.kind = 'member'", [member.pk, program.pk])
     if locked is None:
         return account_lock(account=account_open(member=member, program=program))
-    return _settled(locked)
+    return locked
 
 
-def _for_update():
-    return Account.objects.select_for_update(of=("self",)).select_related("program")
+def account_lock_by_number(*, member_number: str, program: Program) -> Account | None:
+    """``account_lock`` of the account of the member with this (clean) number in the program,
+    found by the same SELECT ... FOR UPDATE that reads the member (``account.member``). None when
+    no such member or account: the caller looks the member up and opens the account."""
+    return _lock_where(
+        "m.member_number = %s AND a.program_id = %s AND a.kind = 'member'", [member_number, program.pk], member=True
+    )
 
 
-def _settled(locked: Account) -> Account:
-    """The account just locked, after maturing and expiring what is due on it."""
-    from loyalty.ledger.services.jobs import settle_accounts
+_ACCOUNT_FIELDS = list(Account._meta.concrete_fields)
+_MEMBER_FIELDS = list(Member._meta.concrete_fields)
+_LOCK_SQL = """SELECT {columns}, EXISTS (SELECT 1 FROM ledger_lot l WHERE l.account_id = a.id
+                   AND ((l.is_pending AND l.available_at <= %s) OR (l.remaining > 0 AND l.expires_at <= %s)))
+    FROM ledger_account a {join} WHERE {where}"""
 
-    if settle_accounts(account_ids=[locked.pk], now=clock.now()):
-        locked = Account.objects.select_related("program").get(pk=locked.pk)
+
+def _lock_where(where: str, params: list, *, member: bool = False) -> Account | None:
+    """Lock one member account (``where`` on alias ``a``, and ``m`` for its member when
+    ``member``), probing in the same statement whether lots are due on it; settle them if so.
+    None when no account matches."""
+    now = clock.now()
+    columns = [f"a.{f.column}" for f in _ACCOUNT_FIELDS]
+    if member:
+        columns += [f"m.{f.column}" for f in _MEMBER_FIELDS]
+    sql = _LOCK_SQL.format(
+        columns=", ".join(columns),
+        join="JOIN members_member m ON m.id = a.member_id" if member else "",
+        where=where,
+    )
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF a"  # SQLite: one writer at a time already
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, now, *params])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(_ACCOUNT_FIELDS)
+    locked = Account.from_db(connection.alias, [f.attname for f in _ACCOUNT_FIELDS], row[:split])
+    if row[-1]:
+        from loyalty.ledger.services.jobs import settle_accounts
+
+        settle_accounts(account_ids=[locked.pk], now=now)
+        locked.refresh_from_db()
+    locked.program = program_get(locked.program_id)
+    if member:
+        locked.member = Member.from_db(connection.alias, [f.attname for f in _MEMBER_FIELDS], row[split:-1])
     _lock_remember(locked)
     return locked
+
+
+def program_get(pk: int) -> Program:
+    """A program by id: configuration, read once per configuration stamp; a copy."""
+    return copy.copy(config_cached(("program", pk), lambda: Program.objects.get(pk=pk)))
 
 
 class _LockHeld:

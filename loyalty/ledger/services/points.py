@@ -12,12 +12,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, ValidationFailed
 from loyalty.core.services import audit_record
+from loyalty.core.sql import row_insert, rows_insert
 from loyalty.ledger import policy
 from loyalty.ledger.models import (
     Account,
@@ -29,7 +30,6 @@ from loyalty.ledger.models import (
     LedgerTransaction,
     Lot,
     Program,
-    Purchase,
     Redemption,
     RedemptionStatus,
     TransactionKind,
@@ -59,22 +59,19 @@ def _new_transaction(
     *, program: Program, kind: str, idempotency_key: str | None, actor: Any = None, **fields: Any
 ) -> LedgerTransaction:
     is_user = actor is not None and getattr(actor, "pk", None) is not None
-    values = {
-        "program": program,
-        "kind": kind,
-        "idempotency_key": idempotency_key or None,
-        "actor": actor if is_user else None,
-        "actor_label": (actor.get_username() if is_user else str(actor or "system"))[:200],
-        "created_at": clock.now(),
+    tx = LedgerTransaction(
+        program=program,
+        kind=kind,
+        idempotency_key=idempotency_key or None,
+        actor=actor if is_user else None,
+        actor_label=(actor.get_username() if is_user else str(actor or "system"))[:200],
+        created_at=clock.now(),
         **fields,
-    }
-    if not idempotency_key:
-        return LedgerTransaction.objects.create(**values)
-    try:
-        with transaction.atomic():
-            return LedgerTransaction.objects.create(**values)
-    except IntegrityError as exc:
-        raise Conflict("This idempotency key was already used", code="idempotency_key_reused") from exc
+    )
+    # the idempotency key is the only unique column: a conflict is a key used before
+    if not row_insert(tx, skip_if_exists=True):
+        raise Conflict("This idempotency key was already used", code="idempotency_key_reused")
+    return tx
 
 
 def _post(tx: LedgerTransaction, rows: Iterable[tuple[Account, str, int, Lot | None]]) -> None:
@@ -86,7 +83,24 @@ def _post(tx: LedgerTransaction, rows: Iterable[tuple[Account, str, int, Lot | N
     ]
     if sum(e.points for e in entries) != 0:
         raise AssertionError(f"ledger transaction {tx.pk} does not balance")
-    Entry.objects.bulk_create(entries)
+    rows_insert(entries)
+
+
+def _account_add(account: Account, **deltas: int) -> None:
+    """Add to the cached figures of a locked member account (one UPDATE; zero deltas skipped),
+    and mark its instance stale (``account_lock_spent``). ``last_activity_at`` is set when given."""
+    sets, params = [], []
+    for column, delta in deltas.items():
+        if column == "last_activity_at":
+            sets.append("last_activity_at = %s")
+            params.append(delta)
+        elif delta:
+            sets.append(f"{column} = {column} + %s")
+            params.append(delta)
+    if sets:
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE ledger_account SET {', '.join(sets)} WHERE id = %s", [*params, account.pk])  # noqa: S608 - column names from the code
+    account_lock_spent(account)
 
 
 def _touch_activity(account: Account, now: dt.datetime) -> None:
@@ -138,7 +152,7 @@ def _new_lot(
 ) -> Lot:
     now = tx.created_at
     is_pending = pending_until is not None and pending_until > now
-    return Lot.objects.create(
+    lot = Lot(
         account=account,
         transaction=tx,
         points=points,
@@ -148,6 +162,8 @@ def _new_lot(
         expires_at=expires_at,
         created_at=now,
     )
+    row_insert(lot)
+    return lot
 
 
 def points_credit(
@@ -215,16 +231,18 @@ def points_credit(
         )
         _post(tx, [(account, entry_kind, points, lot), (source, entry_kind, -points, None)])
         bucket = "pending" if lot is not None and lot.is_pending else "available"
-        updates = {bucket: F(bucket) + lot_points, "debt": F("debt") - pay_debt}
+        updates = {bucket: lot_points, "debt": -pay_debt}
         if kind == TransactionKind.EARN:
-            updates["earned"] = F("earned") + points
+            updates["earned"] = points
             updates["last_activity_at"] = now
-        Account.objects.filter(pk=account.pk).update(**updates)
-        account_lock_spent(account)
+        _account_add(account, **updates)
         if kind == TransactionKind.EARN:
             _touch_activity(account, now)
         if purchase is not None:
-            Purchase.objects.filter(pk=purchase.pk).update(points_earned=F("points_earned") + points)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE ledger_purchase SET points_earned = points_earned + %s WHERE id = %s", [points, purchase.pk]
+                )
     tx.credited_lot = lot
     return tx
 
@@ -285,11 +303,11 @@ def _debit_locked(
         program=program, kind=AccountKind.REDEMPTION if kind == TransactionKind.REDEEM else AccountKind.ADJUSTMENT
     )
     _post(tx, [(account, entry_kind, -points, None), (sink, entry_kind, points, None)])
-    updates = {"available": F("available") - points}
+    updates = {"available": -points}
     if kind == TransactionKind.REDEEM:
-        updates["redeemed"] = F("redeemed") + points
+        updates["redeemed"] = points
         updates["last_activity_at"] = tx.created_at
-    Account.objects.filter(pk=account.pk).update(**updates)
+    _account_add(account, **updates)
     if kind == TransactionKind.REDEEM:
         _touch_activity(account, clock.now())
     return tx
@@ -381,8 +399,8 @@ def points_transfer(
                 )
             )
         _post(tx, rows)
-        Account.objects.filter(pk=source.pk).update(available=F("available") - points)
-        Account.objects.filter(pk=target.pk).update(available=F("available") + points)
+        _account_add(source, available=-points)
+        _account_add(target, available=points)
     return tx
 
 
@@ -471,8 +489,6 @@ def points_refund(
         sink = system_account(program=program, kind=AccountKind.REDEMPTION)
         rows.append((sink, EntryKind.REFUND, -redemption.points, None))
         _post(tx, rows)
-        Account.objects.filter(pk=account.pk).update(
-            available=F("available") + redemption.points, redeemed=F("redeemed") - redemption.points
-        )
+        _account_add(account, available=redemption.points, redeemed=-redemption.points)
         Redemption.objects.filter(pk=redemption.pk).update(status=RedemptionStatus.CANCELLED, cancelled_at=now)
     return tx

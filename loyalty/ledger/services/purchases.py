@@ -13,6 +13,7 @@ from django.db.models import F, Sum
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, ValidationFailed
+from loyalty.core.sql import row_insert, rows_insert
 from loyalty.ledger.models import (
     Account,
     AccountKind,
@@ -27,7 +28,7 @@ from loyalty.ledger.models import (
     TransactionKind,
 )
 from loyalty.ledger.services.accounts import account_lock, account_open, system_account
-from loyalty.ledger.services.points import _consume, _new_transaction, _post
+from loyalty.ledger.services.points import _account_add, _consume, _new_transaction, _post
 
 CENT = Decimal("0.01")
 
@@ -89,27 +90,27 @@ def purchase_create(
     )
     if eligible < 0:
         raise ValidationFailed("eligible amount cannot be negative", code="invalid_amount")
-    try:
-        with transaction.atomic():
-            purchase = Purchase.objects.create(
-                program=program,
-                member=member,
-                partner=partner,
-                external_id=external_id,
-                store_code=store_code,
-                occurred_at=occurred_at,
-                currency=currency or program.currency,
-                total=_money(total if total is not None else eligible, "total"),
-                tax=_money(tax, "tax"),
-                discount=_money(discount, "discount"),
-                eligible_amount=eligible,
-                created_at=clock.now(),
-            )
-            for line in parsed:
-                line.purchase = purchase
-            PurchaseLine.objects.bulk_create(parsed)
-    except IntegrityError as exc:
-        raise Conflict("A purchase with this external_id exists", code="duplicate_external_id") from exc
+    purchase = Purchase(
+        program=program,
+        member=member,
+        partner=partner,
+        external_id=external_id,
+        store_code=store_code,
+        occurred_at=occurred_at,
+        currency=currency or program.currency,
+        total=_money(total if total is not None else eligible, "total"),
+        tax=_money(tax, "tax"),
+        discount=_money(discount, "discount"),
+        eligible_amount=eligible,
+        created_at=clock.now(),
+    )
+    # ON CONFLICT DO NOTHING: a repeat (even one racing in another transaction) writes nothing
+    # and leaves the caller's transaction usable, so no savepoint is needed
+    if not row_insert(purchase, skip_if_exists=True):
+        raise Conflict("A purchase with this external_id exists", code="duplicate_external_id")
+    for line in parsed:
+        line.purchase = purchase
+    rows_insert(parsed)
     return purchase
 
 
@@ -262,12 +263,7 @@ def _clawback(account: Account, purchase: Purchase, ret: Return, due: int) -> No
             (system_account(program=program, kind=AccountKind.WRITE_OFF), EntryKind.REVERSE, -written_off, None)
         )
     _post(tx, rows)
-    Account.objects.filter(pk=account.pk).update(
-        available=F("available") - took_available,
-        pending=F("pending") - took_pending,
-        debt=F("debt") + to_debt,
-        reversed=F("reversed") + reversed_points,
-    )
+    _account_add(account, available=-took_available, pending=-took_pending, debt=to_debt, reversed=reversed_points)
     Return.objects.filter(pk=ret.pk).update(
         points_reversed=took_available + took_pending, points_to_debt=to_debt, points_written_off=written_off
     )
