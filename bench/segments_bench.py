@@ -133,7 +133,7 @@ def generate(members: int, purchases: int) -> None:
                     "points_earned": "floor(a.amount)",
                     "created_at": ("%s", [NOW]),
                 },
-                "generate_series(%s, %s) AS g"
+                "generate_series(%s::bigint, %s::bigint) AS g"
                 " CROSS JOIN LATERAL (SELECT floor(%s * power(random(), 1.5))::bigint + g * 0 AS k) AS pick"
                 " CROSS JOIN LATERAL (SELECT pick.k * 0.6180339887 - floor(pick.k * 0.6180339887) AS birth,"
                 "   pick.k * 0.4142135623 - floor(pick.k * 0.4142135623) AS life,"

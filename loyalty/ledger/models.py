@@ -320,7 +320,10 @@ class Lot(models.Model):
         indexes = [
             models.Index(fields=["account", "expires_at", "id"], condition=Q(remaining__gt=0), name="lot_open_fefo"),
             models.Index(fields=["expires_at"], condition=Q(remaining__gt=0), name="lot_open_expiry"),
-            models.Index(fields=["available_at"], condition=Q(is_pending=True), name="lot_pending_due"),
+            # per account: the lock's probe for due lots and the maturation job's windows of accounts
+            models.Index(
+                fields=["account", "available_at"], condition=Q(is_pending=True), name="lot_pending_due_per_account"
+            ),
         ]
 
     def __str__(self) -> str:

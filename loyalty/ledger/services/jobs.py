@@ -226,7 +226,7 @@ def expiring_notify(*, days: int = 7, now: dt.datetime | None = None) -> int:
         cursor.execute(
             f"""INSERT INTO partners_outboxevent (event_type, member_id, payload, created_at, published_at)
                 SELECT 'points.expiring', a.member_id,
-                       {json_object}('member_number', m.member_number, 'program', p.name, 'points', s.pts, 'expires_on', %s), %s, NULL
+                       {json_object}('member_number', m.member_number, 'program', p.name, 'points', s.pts, 'expires_on', CAST(%s AS TEXT)), %s, NULL
                 FROM (SELECT l.account_id, SUM(l.remaining) AS pts FROM ledger_lot l
                       WHERE l.remaining > 0 AND l.expires_at >= %s AND l.expires_at < %s GROUP BY l.account_id) AS s
                 JOIN ledger_account a ON a.id = s.account_id AND a.kind = 'member'
