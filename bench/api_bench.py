@@ -115,6 +115,7 @@ def main() -> None:
         cur.execute(
             "CREATE TABLE bench_bare (id bigserial PRIMARY KEY, account_id bigint NOT NULL, external_id text NOT NULL, UNIQUE (account_id, external_id))"
         )
+        cur.execute("ANALYZE")  # planner statistics, as a database in service has them
     connection.close()
 
     # as in production: Redis holds the throttle counters and is the Celery broker

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.db.models.expressions import RawSQL
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from loyalty.core import clock
+from loyalty.core.config import STAMP_SQL, config_stamp_seen
 from loyalty.partners.models import PartnerAPIKey, PartnerStatus
 
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
@@ -32,11 +34,19 @@ class PartnerUser:
 
 
 def _usable_key(raw: str) -> PartnerAPIKey | None:
-    """``PartnerAPIKey.objects.get_from_key`` with the partner in the same query."""
+    """``PartnerAPIKey.objects.get_from_key`` with the partner and the configuration stamp of this
+    request (``loyalty.core.config``) in the same query."""
     prefix, _, _ = raw.partition(".")
-    key = PartnerAPIKey.objects.get_usable_keys().select_related("partner").filter(prefix=prefix).first()
+    key = (
+        PartnerAPIKey.objects.get_usable_keys()
+        .select_related("partner")
+        .annotate(config_stamp=RawSQL(STAMP_SQL, []))  # noqa: S611 - a constant statement
+        .filter(prefix=prefix)
+        .first()
+    )
     if key is None or not key.is_valid(raw):
         return None
+    config_stamp_seen(key.config_stamp)
     return key
 
 

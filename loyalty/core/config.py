@@ -12,7 +12,7 @@ visible to everyone else (a random stamp is never reused, so a value seen inside
 that rolled back never comes back).
 
 Reading the stamp is one small query. Inside ``config_scope()`` (each partner API request) it is
-read at most once and reused until the scope ends: the request sees configuration as it was when
+read at most once (the API key lookup selects it: ``config_stamp_seen``) and reused until the scope ends: the request sees configuration as it was when
 it first looked, as if it had read it all at that moment. Cached objects are shared between
 threads: treat them as read-only.
 """
@@ -31,6 +31,7 @@ from django.db import connection
 Value = TypeVar("Value")
 
 STAMP_TABLE = "core_configstamp"
+STAMP_SQL = "SELECT stamp FROM core_configstamp WHERE id = 1"
 
 _lock = threading.Lock()
 _entries: dict[Hashable, object] = {}
@@ -40,7 +41,7 @@ _scope: contextvars.ContextVar[list | None] = contextvars.ContextVar("config_sco
 
 def _stamp_read() -> int | None:
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT stamp FROM {STAMP_TABLE} WHERE id = 1")  # noqa: S608 - constant
+        cursor.execute(STAMP_SQL)
         row = cursor.fetchone()
     return row[0] if row else None
 
@@ -57,6 +58,15 @@ def config_stamp() -> int | None:
     if scope[0] is _UNREAD:
         scope[0] = _stamp_read()
     return scope[0]
+
+
+def config_stamp_seen(stamp: int | None) -> None:
+    """Inside ``config_scope``: a stamp read along with another query of this request (the API
+    key lookup selects it), so that the scope does not read it again. No effect outside a scope
+    or once the scope has read it."""
+    scope = _scope.get()
+    if scope is not None and scope[0] is _UNREAD:
+        scope[0] = stamp
 
 
 @contextlib.contextmanager

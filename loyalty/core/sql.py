@@ -70,3 +70,133 @@ def rows_insert(objs: Sequence[Model]) -> None:
         params.extend(_params(obj, fields))
     with connection.cursor() as cursor:
         cursor.execute(head + ", ".join([placeholders] * len(objs)), params)
+
+
+def _cast(field) -> str:
+    """The type a parameter for ``field`` is cast to inside a SELECT list, where PostgreSQL cannot
+    infer it from the target column. Text stays text (a cast to varchar(n) would cut it short
+    silently; the insert itself checks the length)."""
+    if field.get_internal_type() in ("CharField", "TextField", "SlugField", "EmailField", "URLField"):
+        return "text"
+    return field.rel_db_type(connection) if field.is_relation else field.db_type(connection)
+
+
+@functools.cache
+def _casts(model: type[Model], vendor: str) -> list[tuple]:
+    """(field, its placeholder cast to the column's type) for the columns ``_plan`` inserts."""
+    return [(f, f"CAST(%s AS {_cast(f)})") for f in _plan(model, vendor)[0]]
+
+
+class Writes:
+    """The writes of one unit of work whose only answers are the ids of the rows they insert: a
+    head insert that may be skipped as a repeat (ON CONFLICT DO NOTHING), then inserts that may
+    point at rows inserted before them (foreign keys set to those instances) and increments of
+    counters. Nothing after the head is written when the head is skipped.
+
+    On PostgreSQL ``run`` sends them as one statement (data-modifying CTEs): a credit is five
+    writes, and each statement costs more in round trip and driver than in the server. Elsewhere
+    they run one by one (``row_insert`` / ``rows_insert``). Either way every inserted instance
+    gets its primary key."""
+
+    def __init__(self) -> None:
+        self._steps: list[tuple[str, object]] = []
+        self._rows: list[Model] = []  # instances inserted one per step ("one"), in order
+
+    def insert(self, obj: Model, *, skip_if_exists: bool = False) -> None:
+        if skip_if_exists and self._steps:
+            raise ValueError("only the first write may be skipped as a repeat")
+        self._steps.append(("one", (obj, skip_if_exists)))
+        self._rows.append(obj)
+
+    def insert_many(self, objs: Sequence[Model]) -> None:
+        """Rows whose primary keys are not needed (never referenced by a later write)."""
+        if objs:
+            self._steps.append(("many", list(objs)))
+
+    def add(self, model: type[Model], pk, *, increments: dict[str, int], sets: dict | None = None) -> None:
+        """UPDATE ... SET column = column + n (zero increments skipped), column = value."""
+        parts, params = [], []
+        for column, delta in increments.items():
+            if delta:
+                parts.append(f"{column} = {column} + %s")
+                params.append(delta)
+        for column, value in (sets or {}).items():
+            parts.append(f"{column} = %s")
+            params.append(value)
+        if parts:
+            table = connection.ops.quote_name(model._meta.db_table)
+            self._steps.append(("add", (f"UPDATE {table} SET {', '.join(parts)} WHERE id = %s", [*params, pk])))  # noqa: S608 - names from the code
+
+    def run(self) -> bool:
+        """Write everything; False (and nothing written) when the head was skipped as a repeat."""
+        if connection.vendor == "postgresql":
+            return self._run_one_statement()
+        return self._run_one_by_one()
+
+    def _run_one_by_one(self) -> bool:
+        for index, (kind, payload) in enumerate(self._steps):
+            if kind == "one":
+                obj, skip = payload
+                obj._prepare_related_fields_for_save(operation_name="insert")
+                if not row_insert(obj, skip_if_exists=skip) and index == 0:
+                    return False
+            elif kind == "many":
+                for obj in payload:
+                    obj._prepare_related_fields_for_save(operation_name="insert")
+                rows_insert(payload)
+            else:
+                with connection.cursor() as cursor:
+                    cursor.execute(*payload)
+        return True
+
+    def _select_list(self, obj: Model, names: dict[int, str]) -> tuple[str, list]:
+        """The values of ``obj`` as a SELECT list: parameters cast to their column's type, and
+        references to rows of this unit of work as sub-selects of their CTE."""
+        items, params = [], []
+        for f, cast in _casts(type(obj), connection.vendor):
+            related = f.get_cached_value(obj, None) if f.is_relation else None
+            if related is not None and id(related) in names:
+                items.append(f"(SELECT id FROM {names[id(related)]})")  # noqa: S608 - a CTE name
+            else:
+                items.append(cast)
+                params.append(f.get_db_prep_save(f.pre_save(obj, True), connection))
+        return ", ".join(items), params
+
+    def _run_one_statement(self) -> bool:
+        quote = connection.ops.quote_name
+        names: dict[int, str] = {}
+        ctes, params = [], []
+        for index, (kind, payload) in enumerate(self._steps):
+            name = f"w{index}"
+            source = " FROM w0" if index else ""  # nothing after a skipped head
+            if kind in ("one", "many"):
+                objs, skip = ([payload[0]], payload[1]) if kind == "one" else (payload, False)
+                _, head, _ = _plan(type(objs[0]), connection.vendor)
+                selects = []
+                for obj in objs:
+                    items, values = self._select_list(obj, names)
+                    selects.append(f"SELECT {items}{source}")
+                    params.extend(values)
+                sql = head.removesuffix(" VALUES ") + " " + " UNION ALL ".join(selects)
+                if skip:
+                    sql += " ON CONFLICT DO NOTHING"
+                if kind == "one":
+                    sql += f" RETURNING {quote(objs[0]._meta.pk.column)}"
+                    names[id(objs[0])] = name
+            else:
+                sql, values = payload
+                if index:
+                    sql += " AND EXISTS (SELECT 1 FROM w0)"
+                params.extend(values)
+            ctes.append(f"{name} AS ({sql})")
+        if not self._rows:
+            raise ValueError("a unit of work starts with an insert")
+        returned = ", ".join(f"(SELECT id FROM {names[id(obj)]})" for obj in self._rows)  # noqa: S608 - CTE names
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {', '.join(ctes)} SELECT {returned}", params)  # noqa: S608 - built from model names
+            row = cursor.fetchone()
+        if row[0] is None:
+            return False
+        for obj, pk in zip(self._rows, row, strict=True):
+            _saved(obj, pk)
+        return True

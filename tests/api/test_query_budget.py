@@ -10,12 +10,12 @@ from tests.api.conftest import purchase_body
 pytestmark = pytest.mark.django_db
 
 # A warm purchase (member, account, link, issued account and idempotency table already there,
-# configuration cached), with an Idempotency-Key: key lookup (partner joined), key claim,
-# configuration stamp, member found and account locked and probed for due lots (one statement),
+# configuration cached), with an Idempotency-Key: key lookup (partner and configuration stamp
+# joined), key claim, member found and account locked and probed for due lots (one statement),
 # purchase, lines, partner link (ON CONFLICT DO NOTHING), ledger transaction, lot, entries,
 # account and purchase updates, outbox event, key answer stored; plus the test's savepoint
 # around the work (SAVEPOINT, RELEASE).
-WARM_PURCHASE_BUDGET = 17
+WARM_PURCHASE_BUDGET = 16
 
 
 @pytest.fixture(autouse=True)

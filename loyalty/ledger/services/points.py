@@ -18,7 +18,7 @@ from django.db.models import F, Q
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, ValidationFailed
 from loyalty.core.services import audit_record
-from loyalty.core.sql import row_insert, rows_insert
+from loyalty.core.sql import Writes, row_insert, rows_insert
 from loyalty.ledger import policy
 from loyalty.ledger.models import (
     Account,
@@ -30,6 +30,7 @@ from loyalty.ledger.models import (
     LedgerTransaction,
     Lot,
     Program,
+    Purchase,
     Redemption,
     RedemptionStatus,
     TransactionKind,
@@ -37,6 +38,11 @@ from loyalty.ledger.models import (
 from loyalty.ledger.services.accounts import account_lock, account_lock_held, account_lock_spent, system_account
 
 FEFO_ORDER = (F("expires_at").asc(nulls_last=True), "id")
+
+
+def _key_used() -> Conflict:
+    """A ledger transaction with this idempotency key exists (its only unique column)."""
+    return Conflict("This idempotency key was already used", code="idempotency_key_reused")
 
 
 def _check_points(points: int) -> None:
@@ -55,11 +61,11 @@ def _existing(idempotency_key: str | None, account: Account) -> LedgerTransactio
     return found
 
 
-def _new_transaction(
+def _transaction_build(
     *, program: Program, kind: str, idempotency_key: str | None, actor: Any = None, **fields: Any
 ) -> LedgerTransaction:
     is_user = actor is not None and getattr(actor, "pk", None) is not None
-    tx = LedgerTransaction(
+    return LedgerTransaction(
         program=program,
         kind=kind,
         idempotency_key=idempotency_key or None,
@@ -68,14 +74,19 @@ def _new_transaction(
         created_at=clock.now(),
         **fields,
     )
-    # the idempotency key is the only unique column: a conflict is a key used before
+
+
+def _new_transaction(
+    *, program: Program, kind: str, idempotency_key: str | None, actor: Any = None, **fields: Any
+) -> LedgerTransaction:
+    tx = _transaction_build(program=program, kind=kind, idempotency_key=idempotency_key, actor=actor, **fields)
     if not row_insert(tx, skip_if_exists=True):
-        raise Conflict("This idempotency key was already used", code="idempotency_key_reused")
+        raise _key_used()
     return tx
 
 
-def _post(tx: LedgerTransaction, rows: Iterable[tuple[Account, str, int, Lot | None]]) -> None:
-    """Write the entries of ``tx``; refuses anything that does not sum to zero."""
+def _entries_build(tx: LedgerTransaction, rows: Iterable[tuple[Account, str, int, Lot | None]]) -> list[Entry]:
+    """The entries of ``tx``; refuses anything that does not sum to zero."""
     entries = [
         Entry(transaction=tx, account=a, kind=k, points=p, lot=lot, created_at=tx.created_at)
         for a, k, p, lot in rows
@@ -83,7 +94,12 @@ def _post(tx: LedgerTransaction, rows: Iterable[tuple[Account, str, int, Lot | N
     ]
     if sum(e.points for e in entries) != 0:
         raise AssertionError(f"ledger transaction {tx.pk} does not balance")
-    rows_insert(entries)
+    return entries
+
+
+def _post(tx: LedgerTransaction, rows: Iterable[tuple[Account, str, int, Lot | None]]) -> None:
+    """Write the entries of ``tx``; refuses anything that does not sum to zero."""
+    rows_insert(_entries_build(tx, rows))
 
 
 def _account_add(account: Account, **deltas: int) -> None:
@@ -142,7 +158,7 @@ def _consume(account: Account, points: int, tx: LedgerTransaction, *, include_pe
     return taken_available, taken_pending
 
 
-def _new_lot(
+def _lot_build(
     account: Account,
     tx: LedgerTransaction,
     points: int,
@@ -152,7 +168,7 @@ def _new_lot(
 ) -> Lot:
     now = tx.created_at
     is_pending = pending_until is not None and pending_until > now
-    lot = Lot(
+    return Lot(
         account=account,
         transaction=tx,
         points=points,
@@ -162,6 +178,17 @@ def _new_lot(
         expires_at=expires_at,
         created_at=now,
     )
+
+
+def _new_lot(
+    account: Account,
+    tx: LedgerTransaction,
+    points: int,
+    *,
+    pending_until: dt.datetime | None,
+    expires_at: dt.datetime | None,
+) -> Lot:
+    lot = _lot_build(account, tx, points, pending_until=pending_until, expires_at=expires_at)
     row_insert(lot)
     return lot
 
@@ -197,7 +224,7 @@ def points_credit(
             return found
         program = account.program
         now = clock.now()
-        tx = _new_transaction(
+        tx = _transaction_build(
             program=program,
             kind=kind,
             idempotency_key=idempotency_key,
@@ -209,10 +236,12 @@ def points_credit(
         )
         pay_debt = min(points, account.debt)
         lot_points = points - pay_debt
-        pending_until = now + dt.timedelta(days=program.pending_days) if pending and program.pending_days else None
+        pending_until = (
+            tx.created_at + dt.timedelta(days=program.pending_days) if pending and program.pending_days else None
+        )
         lot = None
         if lot_points:
-            lot = _new_lot(
+            lot = _lot_build(
                 account,
                 tx,
                 lot_points,
@@ -221,7 +250,7 @@ def points_credit(
                     policy=program.expiry_policy,
                     months=program.expiry_months,
                     years=program.expiry_years,
-                    credited_at=now,
+                    credited_at=tx.created_at,
                 ),
             )
         entry_kind = EntryKind.EARN if kind == TransactionKind.EARN else EntryKind(kind)
@@ -229,20 +258,29 @@ def points_credit(
         source = system_account(
             program=program, kind=system_kind, partner=partner if system_kind == AccountKind.ISSUED else None
         )
-        _post(tx, [(account, entry_kind, points, lot), (source, entry_kind, -points, None)])
         bucket = "pending" if lot is not None and lot.is_pending else "available"
-        updates = {bucket: lot_points, "debt": -pay_debt}
-        if kind == TransactionKind.EARN:
-            updates["earned"] = points
-            updates["last_activity_at"] = now
-        _account_add(account, **updates)
-        if kind == TransactionKind.EARN:
-            _touch_activity(account, now)
+        earning = kind == TransactionKind.EARN
+        # one unit of work (one statement on PostgreSQL): transaction, lot, entries, balances
+        writes = Writes()
+        writes.insert(tx, skip_if_exists=True)  # the idempotency key is its only unique column
+        if lot is not None:
+            writes.insert(lot)
+        writes.insert_many(
+            _entries_build(tx, [(account, entry_kind, points, lot), (source, entry_kind, -points, None)])
+        )
+        writes.add(
+            Account,
+            account.pk,
+            increments={bucket: lot_points, "debt": -pay_debt, "earned": points if earning else 0},
+            sets={"last_activity_at": tx.created_at} if earning else None,
+        )
         if purchase is not None:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "UPDATE ledger_purchase SET points_earned = points_earned + %s WHERE id = %s", [points, purchase.pk]
-                )
+            writes.add(Purchase, purchase.pk, increments={"points_earned": points})
+        if not writes.run():
+            raise _key_used()
+        account_lock_spent(account)
+        if earning:
+            _touch_activity(account, now)
     tx.credited_lot = lot
     return tx
 

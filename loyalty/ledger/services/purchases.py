@@ -13,7 +13,7 @@ from django.db.models import F, Sum
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, ValidationFailed
-from loyalty.core.sql import row_insert, rows_insert
+from loyalty.core.sql import Writes
 from loyalty.ledger.models import (
     Account,
     AccountKind,
@@ -104,13 +104,15 @@ def purchase_create(
         eligible_amount=eligible,
         created_at=clock.now(),
     )
-    # ON CONFLICT DO NOTHING: a repeat (even one racing in another transaction) writes nothing
-    # and leaves the caller's transaction usable, so no savepoint is needed
-    if not row_insert(purchase, skip_if_exists=True):
-        raise Conflict("A purchase with this external_id exists", code="duplicate_external_id")
     for line in parsed:
         line.purchase = purchase
-    rows_insert(parsed)
+    writes = Writes()  # the purchase and its lines: one statement on PostgreSQL
+    # ON CONFLICT DO NOTHING: a repeat (even one racing in another transaction) writes nothing
+    # and leaves the caller's transaction usable, so no savepoint is needed
+    writes.insert(purchase, skip_if_exists=True)
+    writes.insert_many(parsed)
+    if not writes.run():
+        raise Conflict("A purchase with this external_id exists", code="duplicate_external_id")
     return purchase
 
 
