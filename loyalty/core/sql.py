@@ -14,8 +14,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
+
+
+def _db():
+    """The default connection itself: ``django.db.connection`` is a proxy that looks it up again
+    on every attribute read (a few microseconds each, hundreds of reads per purchase)."""
+    return connections[DEFAULT_DB_ALIAS]
 
 
 @functools.cache
@@ -24,35 +30,36 @@ def _plan(model: type[Model], vendor: str) -> tuple[list, str, str]:
     if meta.parents:
         raise TypeError(f"{meta.label}: inherited models are not supported")
     fields = [f for f in meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
+    quote = _db().ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
     placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
     head = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES "  # noqa: S608 - names from the model
     return fields, head, placeholders
 
 
-def _params(obj: Model, fields: list) -> list:
-    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+def _params(obj: Model, fields: list, db) -> list:
+    return [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
 
 
 def _saved(obj: Model, pk) -> None:
     obj.pk = pk
     obj._state.adding = False
-    obj._state.db = connection.alias
+    obj._state.db = DEFAULT_DB_ALIAS
 
 
 def row_insert(obj: Model, *, skip_if_exists: bool = False) -> bool:
     """INSERT ``obj`` (its primary key is set from the database). With ``skip_if_exists``, a row
     that breaks a unique constraint is not written (ON CONFLICT DO NOTHING) and False is
     returned, without a savepoint. Returns whether the row was written."""
-    fields, head, placeholders = _plan(type(obj), connection.vendor)
+    db = _db()
+    fields, head, placeholders = _plan(type(obj), db.vendor)
     pk = obj._meta.pk
     sql = head + placeholders
     if skip_if_exists:
         sql += " ON CONFLICT DO NOTHING"
-    sql += f" RETURNING {connection.ops.quote_name(pk.column)}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, _params(obj, fields))
+    sql += f" RETURNING {db.ops.quote_name(pk.column)}"
+    with db.cursor() as cursor:
+        cursor.execute(sql, _params(obj, fields, db))
         row = cursor.fetchone()
     if row is None:
         return False
@@ -64,11 +71,12 @@ def rows_insert(objs: Sequence[Model]) -> None:
     """INSERT ``objs`` (all of one model) in one statement; their primary keys are not read."""
     if not objs:
         return
-    fields, head, placeholders = _plan(type(objs[0]), connection.vendor)
+    db = _db()
+    fields, head, placeholders = _plan(type(objs[0]), db.vendor)
     params: list = []
     for obj in objs:
-        params.extend(_params(obj, fields))
-    with connection.cursor() as cursor:
+        params.extend(_params(obj, fields, db))
+    with db.cursor() as cursor:
         cursor.execute(head + ", ".join([placeholders] * len(objs)), params)
 
 
@@ -78,7 +86,7 @@ def _cast(field) -> str:
     silently; the insert itself checks the length)."""
     if field.get_internal_type() in ("CharField", "TextField", "SlugField", "EmailField", "URLField"):
         return "text"
-    return field.rel_db_type(connection) if field.is_relation else field.db_type(connection)
+    return field.rel_db_type(_db()) if field.is_relation else field.db_type(_db())
 
 
 @functools.cache
@@ -124,12 +132,12 @@ class Writes:
             parts.append(f"{column} = %s")
             params.append(value)
         if parts:
-            table = connection.ops.quote_name(model._meta.db_table)
+            table = _db().ops.quote_name(model._meta.db_table)
             self._steps.append(("add", (f"UPDATE {table} SET {', '.join(parts)} WHERE id = %s", [*params, pk])))  # noqa: S608 - names from the code
 
     def run(self) -> bool:
         """Write everything; False (and nothing written) when the head was skipped as a repeat."""
-        if connection.vendor == "postgresql":
+        if _db().vendor == "postgresql":
             return self._run_one_statement()
         return self._run_one_by_one()
 
@@ -145,25 +153,26 @@ class Writes:
                     obj._prepare_related_fields_for_save(operation_name="insert")
                 rows_insert(payload)
             else:
-                with connection.cursor() as cursor:
+                with _db().cursor() as cursor:
                     cursor.execute(*payload)
         return True
 
-    def _select_list(self, obj: Model, names: dict[int, str]) -> tuple[str, list]:
+    def _select_list(self, obj: Model, names: dict[int, str], db) -> tuple[str, list]:
         """The values of ``obj`` as a SELECT list: parameters cast to their column's type, and
         references to rows of this unit of work as sub-selects of their CTE."""
         items, params = [], []
-        for f, cast in _casts(type(obj), connection.vendor):
+        for f, cast in _casts(type(obj), db.vendor):
             related = f.get_cached_value(obj, None) if f.is_relation else None
             if related is not None and id(related) in names:
                 items.append(f"(SELECT id FROM {names[id(related)]})")  # noqa: S608 - a CTE name
             else:
                 items.append(cast)
-                params.append(f.get_db_prep_save(f.pre_save(obj, True), connection))
+                params.append(f.get_db_prep_save(f.pre_save(obj, True), db))
         return ", ".join(items), params
 
     def _run_one_statement(self) -> bool:
-        quote = connection.ops.quote_name
+        db = _db()
+        quote = db.ops.quote_name
         names: dict[int, str] = {}
         ctes, params = [], []
         for index, (kind, payload) in enumerate(self._steps):
@@ -171,10 +180,10 @@ class Writes:
             source = " FROM w0" if index else ""  # nothing after a skipped head
             if kind in ("one", "many"):
                 objs, skip = ([payload[0]], payload[1]) if kind == "one" else (payload, False)
-                _, head, _ = _plan(type(objs[0]), connection.vendor)
+                _, head, _ = _plan(type(objs[0]), db.vendor)
                 selects = []
                 for obj in objs:
-                    items, values = self._select_list(obj, names)
+                    items, values = self._select_list(obj, names, db)
                     selects.append(f"SELECT {items}{source}")
                     params.extend(values)
                 sql = head.removesuffix(" VALUES ") + " " + " UNION ALL ".join(selects)
@@ -192,7 +201,7 @@ class Writes:
         if not self._rows:
             raise ValueError("a unit of work starts with an insert")
         returned = ", ".join(f"(SELECT id FROM {names[id(obj)]})" for obj in self._rows)  # noqa: S608 - CTE names
-        with connection.cursor() as cursor:
+        with db.cursor() as cursor:
             cursor.execute(f"WITH {', '.join(ctes)} SELECT {returned}", params)  # noqa: S608 - built from model names
             row = cursor.fetchone()
         if row[0] is None:

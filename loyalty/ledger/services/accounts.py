@@ -3,7 +3,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 
 from loyalty.core import clock
 from loyalty.core.config import config_cached
@@ -139,6 +139,7 @@ def _lock_where(where: str, params: list, *, member: bool = False) -> Account | 
     """Lock one member account (``where`` on alias ``a``, and ``m`` for its member when
     ``member``), probing in the same statement whether lots are due on it; settle them if so.
     None when no account matches."""
+    db = connections[DEFAULT_DB_ALIAS]  # not the proxy: read a dozen times below
     now = clock.now()
     columns = [f"a.{f.column}" for f in _ACCOUNT_FIELDS]
     if member:
@@ -148,15 +149,15 @@ def _lock_where(where: str, params: list, *, member: bool = False) -> Account | 
         join="JOIN members_member m ON m.id = a.member_id" if member else "",
         where=where,
     )
-    if connection.features.has_select_for_update:
+    if db.features.has_select_for_update:
         sql += " FOR UPDATE OF a"  # SQLite: one writer at a time already
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, [now, now, *params])
         row = cursor.fetchone()
     if row is None:
         return None
     split = len(_ACCOUNT_FIELDS)
-    locked = Account.from_db(connection.alias, [f.attname for f in _ACCOUNT_FIELDS], row[:split])
+    locked = Account.from_db(DEFAULT_DB_ALIAS, [f.attname for f in _ACCOUNT_FIELDS], row[:split])
     if row[-1]:
         from loyalty.ledger.services.jobs import settle_accounts
 
@@ -164,7 +165,7 @@ def _lock_where(where: str, params: list, *, member: bool = False) -> Account | 
         locked.refresh_from_db()
     locked.program = program_get(locked.program_id)
     if member:
-        locked.member = Member.from_db(connection.alias, [f.attname for f in _MEMBER_FIELDS], row[split:-1])
+        locked.member = Member.from_db(DEFAULT_DB_ALIAS, [f.attname for f in _MEMBER_FIELDS], row[split:-1])
     _lock_remember(locked)
     return locked
 
