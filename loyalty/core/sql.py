@@ -98,8 +98,9 @@ def _casts(model: type[Model], vendor: str) -> list[tuple]:
 class Writes:
     """The writes of one unit of work whose only answers are the ids of the rows they insert: a
     head insert that may be skipped as a repeat (ON CONFLICT DO NOTHING), then inserts that may
-    point at rows inserted before them (foreign keys set to those instances) and increments of
-    counters. Nothing after the head is written when the head is skipped.
+    point at rows inserted before them (foreign keys set to those instances; they may be skipped
+    as repeats too) and increments of counters. Nothing after the head is written when the head
+    is skipped.
 
     On PostgreSQL ``run`` sends them as one statement (data-modifying CTEs): a credit is five
     writes, and each statement costs more in round trip and driver than in the server. Elsewhere
@@ -111,8 +112,9 @@ class Writes:
         self._rows: list[Model] = []  # instances inserted one per step ("one"), in order
 
     def insert(self, obj: Model, *, skip_if_exists: bool = False) -> None:
-        if skip_if_exists and self._steps:
-            raise ValueError("only the first write may be skipped as a repeat")
+        """``skip_if_exists``: a row breaking a unique constraint is not written (ON CONFLICT DO
+        NOTHING); when that row is the first of the unit, nothing after it is written either,
+        otherwise only it is left out (its primary key stays None)."""
         self._steps.append(("one", (obj, skip_if_exists)))
         self._rows.append(obj)
 
@@ -137,6 +139,8 @@ class Writes:
 
     def run(self) -> bool:
         """Write everything; False (and nothing written) when the head was skipped as a repeat."""
+        if not self._steps:
+            return True
         if _db().vendor == "postgresql":
             return self._run_one_statement()
         return self._run_one_by_one()
@@ -207,5 +211,6 @@ class Writes:
         if row[0] is None:
             return False
         for obj, pk in zip(self._rows, row, strict=True):
-            _saved(obj, pk)
+            if pk is not None:
+                _saved(obj, pk)
         return True

@@ -13,7 +13,7 @@ from django.db import transaction
 from loyalty.core import clock
 from loyalty.core.config import config_cached
 from loyalty.core.errors import NotFound, ValidationFailed
-from loyalty.core.sql import row_insert
+from loyalty.core.sql import Writes, row_insert
 from loyalty.partners.models import WEBHOOK_EVENT_TYPES, OutboxEvent, Partner, PartnerAPIKey, WebhookEndpoint
 from loyalty.partners.webhooks import webhook_url_check
 
@@ -23,10 +23,13 @@ def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
 
 
-def outbox_record(*, event_type: str, member: Any | None, payload: dict[str, Any]) -> OutboxEvent:
+def outbox_record(
+    *, event_type: str, member: Any | None, payload: dict[str, Any], writes: Writes | None = None
+) -> OutboxEvent:
     """Write one event row in the caller's transaction; it is delivered after commit by a later job.
 
-    ``event_type`` is dotted (``tier.upgraded``); ``member`` may be None for events about no member."""
+    ``event_type`` is dotted (``tier.upgraded``); ``member`` may be None for events about no member.
+    ``writes``: add the row to the caller's unit of work (written when it runs) instead of now."""
     if not event_type or "." not in event_type:
         raise ValidationFailed("event_type must look like 'subject.verb'", code="invalid_event_type")
     now = clock.now()
@@ -39,9 +42,12 @@ def outbox_record(*, event_type: str, member: Any | None, payload: dict[str, Any
         # no endpoint takes this type: nothing to fan out (what deliveries_create would conclude)
         published_at=None if wanted else now,
     )
-    row_insert(event)
+    if writes is not None:
+        writes.insert(event)
+    else:
+        row_insert(event)
     if wanted:
-        transaction.on_commit(lambda: _dispatch_later(event.pk))
+        transaction.on_commit(lambda: _dispatch_later(event.pk))  # the pk is set by then
     return event
 
 

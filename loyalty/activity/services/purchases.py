@@ -15,7 +15,7 @@ from loyalty.activity.services.linking import partner_member_link
 from loyalty.core import clock
 from loyalty.core.config import config_cached
 from loyalty.core.errors import Conflict, NotFound, ValidationFailed
-from loyalty.core.sql import rows_insert
+from loyalty.core.sql import Writes, rows_insert
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger import services as ledger
 from loyalty.ledger.models import LedgerTransaction, Lot, Program, Purchase, Return, TransactionKind
@@ -280,7 +280,6 @@ def purchase_record(
             if existing is not None and _same_purchase(existing, member, occurred_at, lines, total):
                 return _outcome(existing, created=False)
             raise Conflict("A different purchase with this external_id exists", code="duplicate_external_id") from None
-        partner_member_link(partner=partner, member=member)
         tiers = program_tiers(program=program)  # read once: the earn multiplier, then the upgrade check
         result = earn_for(program=program, partner=partner, member=member, lines=lines, now=now, tiers=tiers)
         outcome = PurchaseOutcome(purchase=purchase, created=True, points=0, pending_until=None)
@@ -307,6 +306,7 @@ def purchase_record(
             outcome.pending_until = _pending_until(earn, earn.credited_lot)
             outcome.explanation = earn.explanation
         tier_upgrade_check(member=member, program=program, tiers=tiers)
+        writes = Writes()  # the event and the partner link: one statement on PostgreSQL
         if outcome.points:
             outbox_record(
                 event_type="points.earned",
@@ -318,7 +318,10 @@ def purchase_record(
                     "pending_until": outcome.pending_until,
                     "partner_id": getattr(partner, "pk", None),
                 },
+                writes=writes,
             )
+        partner_member_link(partner=partner, member=member, writes=writes)
+        writes.run()
     return outcome
 
 
