@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
@@ -59,7 +58,7 @@ def system_account(*, program: Program, kind: str, partner: Any | None = None) -
         lambda: Account.objects.filter(**lookup).first(),
     )
     if account is not None:
-        return copy.copy(account)
+        return account  # shared: system accounts are only ever referenced
     try:
         with transaction.atomic():
             return Account.objects.create(**lookup, opened_at=clock.now())
@@ -171,8 +170,9 @@ def _lock_where(where: str, params: list, *, member: bool = False) -> Account | 
 
 
 def program_get(pk: int) -> Program:
-    """A program by id: configuration, read once per configuration stamp; a copy."""
-    return copy.copy(config_cached(("program", pk), lambda: Program.objects.get(pk=pk)))
+    """A program by id: configuration, read once per configuration stamp. Shared between
+    requests: read it; to change a program, go through ``program_update``."""
+    return config_cached(("program", pk), lambda: Program.objects.get(pk=pk))
 
 
 class _LockHeld:
