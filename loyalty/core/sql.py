@@ -110,6 +110,7 @@ class Writes:
     def __init__(self) -> None:
         self._steps: list[tuple[str, object]] = []
         self._rows: list[Model] = []  # instances inserted one per step ("one"), in order
+        self._updated: set[tuple] = set()
 
     def insert(self, obj: Model, *, skip_if_exists: bool = False) -> None:
         """``skip_if_exists``: a row breaking a unique constraint is not written (ON CONFLICT DO
@@ -124,7 +125,12 @@ class Writes:
             self._steps.append(("many", list(objs)))
 
     def add(self, model: type[Model], pk, *, increments: dict[str, int], sets: dict | None = None) -> None:
-        """UPDATE ... SET column = column + n (zero increments skipped), column = value."""
+        """UPDATE ... SET column = column + n (zero increments skipped), column = value. A row
+        may be changed once per unit (PostgreSQL would apply only one of two updates of a row in
+        one statement), and only a row that exists before the unit runs."""
+        if (model, pk) in self._updated:
+            raise ValueError(f"{model._meta.label} {pk} is changed once per unit of work")
+        self._updated.add((model, pk))
         parts, params = [], []
         for column, delta in increments.items():
             if delta:
