@@ -110,41 +110,27 @@ def config_cached(key: Hashable, load: Callable[[], Value]) -> Value:
     return value
 
 
-def _pg(table: str, when: str) -> tuple[list[str], list[str]]:
-    name = f"{table}_config_stamp"
-    forward, reverse = [], []
-    for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
-        condition = f"WHEN ({when.replace('ROW.', row + '.')})" if when else ""
-        forward.append(
-            f"""CREATE TRIGGER {name}_{op.lower()} AFTER {op} ON {table} FOR EACH ROW {condition}
-                EXECUTE FUNCTION core_config_stamp_renew()"""
-        )
-        reverse.append(f"DROP TRIGGER IF EXISTS {name}_{op.lower()} ON {table}")
-    return forward, reverse
-
-
-def _sqlite(table: str, when: str) -> tuple[list[str], list[str]]:
-    name = f"{table}_config_stamp"
-    forward, reverse = [], []
-    for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
-        condition = f"WHEN ({when.replace('ROW.', row + '.')})" if when else ""
-        forward.append(
-            f"""CREATE TRIGGER {name}_{op.lower()} AFTER {op} ON {table} FOR EACH ROW {condition}
-                BEGIN INSERT OR REPLACE INTO {STAMP_TABLE} (id, stamp) VALUES (1, random()); END"""  # noqa: S608
-        )
-        reverse.append(f"DROP TRIGGER IF EXISTS {name}_{op.lower()}")
-    return forward, reverse
+# What a trigger runs, and how its DROP names the table, per database.
+_TRIGGER_ACTION = {
+    "postgresql": ("EXECUTE FUNCTION core_config_stamp_renew()", " ON {table}"),
+    "sqlite": (f"BEGIN INSERT OR REPLACE INTO {STAMP_TABLE} (id, stamp) VALUES (1, random()); END", ""),  # noqa: S608
+}
 
 
 def stamp_trigger_sql(vendor: str, table: str, *, when: str = "") -> tuple[list[str], list[str]]:
     """(forward, reverse) statements that renew the stamp whenever ``table`` changes, for
     ``vendor`` (postgresql or sqlite). ``when``: a condition on the changed row written with
     ``ROW.`` (e.g. ``ROW.kind <> 'member'``), to watch only some rows of a busy table."""
-    if vendor == "postgresql":
-        return _pg(table, when)
-    if vendor == "sqlite":
-        return _sqlite(table, when)
-    raise NotImplementedError(f"No configuration stamp triggers for {vendor}")
+    if vendor not in _TRIGGER_ACTION:
+        raise NotImplementedError(f"No configuration stamp triggers for {vendor}")
+    action, drop_on = _TRIGGER_ACTION[vendor]
+    name = f"{table}_config_stamp"
+    forward, reverse = [], []
+    for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+        condition = f"WHEN ({when.replace('ROW.', row + '.')})" if when else ""
+        forward.append(f"CREATE TRIGGER {name}_{op.lower()} AFTER {op} ON {table} FOR EACH ROW {condition} {action}")
+        reverse.append(f"DROP TRIGGER IF EXISTS {name}_{op.lower()}" + drop_on.format(table=table))
+    return forward, reverse
 
 
 # PostgreSQL: the function the triggers call (created by core's migration).

@@ -180,15 +180,9 @@ def _lot_build(
     )
 
 
-def _new_lot(
-    account: Account,
-    tx: LedgerTransaction,
-    points: int,
-    *,
-    pending_until: dt.datetime | None,
-    expires_at: dt.datetime | None,
-) -> Lot:
-    lot = _lot_build(account, tx, points, pending_until=pending_until, expires_at=expires_at)
+def _new_lot(*args: Any, **kwargs: Any) -> Lot:
+    """``_lot_build``, inserted now."""
+    lot = _lot_build(*args, **kwargs)
     row_insert(lot)
     return lot
 
