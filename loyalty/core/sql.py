@@ -115,7 +115,7 @@ class Writes:
     def insert(self, obj: Model, *, skip_if_exists: bool = False) -> None:
         """``skip_if_exists``: a row breaking a unique constraint is not written (ON CONFLICT DO
         NOTHING); when that row is the first of the unit, nothing after it is written either,
-        otherwise only it is left out (its primary key stays None)."""
+        otherwise only it is left out (its primary key stays None: no later row may point at it)."""
         self._steps.append(("one", (obj, skip_if_exists)))
         self._rows.append(obj)
 
@@ -147,6 +147,8 @@ class Writes:
         """Write everything; False (and nothing written) when the head was skipped as a repeat."""
         if not self._steps:
             return True
+        if self._steps[0][0] != "one":
+            raise ValueError("a unit of work starts with an insert (its head)")
         if _db().vendor == "postgresql":
             return self._run_one_statement()
         return self._run_one_by_one()
@@ -208,8 +210,6 @@ class Writes:
                     sql += " AND EXISTS (SELECT 1 FROM w0)"
                 params.extend(values)
             ctes.append(f"{name} AS ({sql})")
-        if not self._rows:
-            raise ValueError("a unit of work starts with an insert")
         returned = ", ".join(f"(SELECT id FROM {names[id(obj)]})" for obj in self._rows)  # noqa: S608 - CTE names
         with db.cursor() as cursor:
             cursor.execute(f"WITH {', '.join(ctes)} SELECT {returned}", params)  # noqa: S608 - built from model names

@@ -101,3 +101,10 @@ def test_one_row_is_changed_once_per_unit():
     writes.add(Purchase, 1, increments={"points_earned": 7})
     with pytest.raises(ValueError, match="once"):
         writes.add(Purchase, 1, increments={"points_earned": 3})
+
+
+def test_a_unit_starts_with_an_insert():
+    writes = Writes()
+    writes.add(Purchase, 1, increments={"points_earned": 7})
+    with pytest.raises(ValueError, match="starts with an insert"):
+        writes.run()
