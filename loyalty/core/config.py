@@ -31,7 +31,7 @@ from django.db import connection
 Value = TypeVar("Value")
 
 STAMP_TABLE = "core_configstamp"
-STAMP_SQL = "SELECT stamp FROM core_configstamp WHERE id = 1"
+STAMP_SQL = f"SELECT stamp FROM {STAMP_TABLE} WHERE id = 1"  # noqa: S608 - constant
 
 _lock = threading.Lock()
 _entries: dict[Hashable, object] = {}

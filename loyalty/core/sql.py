@@ -80,6 +80,30 @@ def rows_insert(objs: Sequence[Model]) -> None:
         cursor.execute(head + ", ".join([placeholders] * len(objs)), params)
 
 
+def _add_sql(model: type[Model], pk, increments: dict[str, int], sets: dict | None) -> tuple[str, list] | None:
+    """UPDATE ... SET column = column + n (zero increments skipped), column = value WHERE id = pk;
+    None when there is nothing to change."""
+    parts, params = [], []
+    for column, delta in increments.items():
+        if delta:
+            parts.append(f"{column} = {column} + %s")
+            params.append(delta)
+    for column, value in (sets or {}).items():
+        parts.append(f"{column} = %s")
+        params.append(value)
+    if not parts:
+        return None
+    table = _db().ops.quote_name(model._meta.db_table)
+    return f"UPDATE {table} SET {', '.join(parts)} WHERE id = %s", [*params, pk]  # noqa: S608 - names from the code
+
+
+def row_add(model: type[Model], pk, *, increments: dict[str, int], sets: dict | None = None) -> None:
+    """Add to counters of one row now (``Writes.add``, outside a unit of work)."""
+    if (statement := _add_sql(model, pk, increments, sets)) is not None:
+        with _db().cursor() as cursor:
+            cursor.execute(*statement)
+
+
 def _cast(field) -> str:
     """The type a parameter for ``field`` is cast to inside a SELECT list, where PostgreSQL cannot
     infer it from the target column. Text stays text (a cast to varchar(n) would cut it short
@@ -131,17 +155,8 @@ class Writes:
         if (model, pk) in self._updated:
             raise ValueError(f"{model._meta.label} {pk} is changed once per unit of work")
         self._updated.add((model, pk))
-        parts, params = [], []
-        for column, delta in increments.items():
-            if delta:
-                parts.append(f"{column} = {column} + %s")
-                params.append(delta)
-        for column, value in (sets or {}).items():
-            parts.append(f"{column} = %s")
-            params.append(value)
-        if parts:
-            table = _db().ops.quote_name(model._meta.db_table)
-            self._steps.append(("add", (f"UPDATE {table} SET {', '.join(parts)} WHERE id = %s", [*params, pk])))  # noqa: S608 - names from the code
+        if (statement := _add_sql(model, pk, increments, sets)) is not None:
+            self._steps.append(("add", statement))
 
     def run(self) -> bool:
         """Write everything; False (and nothing written) when the head was skipped as a repeat."""

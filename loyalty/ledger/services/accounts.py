@@ -126,12 +126,19 @@ def account_lock_by_number(*, member_number: str, program: Program) -> Account |
 # PostgreSQL takes to find and lock the row.
 _ACCOUNT_FIELDS = [f for f in Account._meta.concrete_fields if f.name not in ("last_activity_at", "opened_at")]
 _MEMBER_FIELDS = [Member._meta.get_field(name) for name in ("id", "member_number", "status")]
+_ACCOUNT_ATTNAMES = [f.attname for f in _ACCOUNT_FIELDS]
+_MEMBER_ATTNAMES = [f.attname for f in _MEMBER_FIELDS]
 # Two probes, each a range of one index (lot_pending_due_per_account, lot_open_fefo): the cost
 # does not grow with the account's history of lots.
 _LOCK_SQL = """SELECT {columns},
         EXISTS (SELECT 1 FROM ledger_lot l WHERE l.account_id = a.id AND l.is_pending AND l.available_at <= %s)
         OR EXISTS (SELECT 1 FROM ledger_lot l WHERE l.account_id = a.id AND l.remaining > 0 AND l.expires_at <= %s)
-    FROM ledger_account a {join} WHERE {where}"""
+    FROM ledger_account a {join} WHERE {{where}}"""
+_LOCK_ACCOUNT_SQL = _LOCK_SQL.format(columns=", ".join(f"a.{f.column}" for f in _ACCOUNT_FIELDS), join="")
+_LOCK_WITH_MEMBER_SQL = _LOCK_SQL.format(
+    columns=", ".join([f"a.{f.column}" for f in _ACCOUNT_FIELDS] + [f"m.{f.column}" for f in _MEMBER_FIELDS]),
+    join="JOIN members_member m ON m.id = a.member_id",
+)
 
 
 def _lock_where(where: str, params: list, *, member: bool = False) -> Account | None:
@@ -140,14 +147,7 @@ def _lock_where(where: str, params: list, *, member: bool = False) -> Account | 
     None when no account matches."""
     db = connections[DEFAULT_DB_ALIAS]  # not the proxy: read a dozen times below
     now = clock.now()
-    columns = [f"a.{f.column}" for f in _ACCOUNT_FIELDS]
-    if member:
-        columns += [f"m.{f.column}" for f in _MEMBER_FIELDS]
-    sql = _LOCK_SQL.format(
-        columns=", ".join(columns),
-        join="JOIN members_member m ON m.id = a.member_id" if member else "",
-        where=where,
-    )
+    sql = (_LOCK_WITH_MEMBER_SQL if member else _LOCK_ACCOUNT_SQL).format(where=where)
     if db.features.has_select_for_update:
         sql += " FOR UPDATE OF a"  # SQLite: one writer at a time already
     with db.cursor() as cursor:
@@ -156,7 +156,7 @@ def _lock_where(where: str, params: list, *, member: bool = False) -> Account | 
     if row is None:
         return None
     split = len(_ACCOUNT_FIELDS)
-    locked = Account.from_db(DEFAULT_DB_ALIAS, [f.attname for f in _ACCOUNT_FIELDS], row[:split])
+    locked = Account.from_db(DEFAULT_DB_ALIAS, _ACCOUNT_ATTNAMES, row[:split])
     if row[-1]:
         from loyalty.ledger.services.jobs import settle_accounts
 
@@ -164,7 +164,7 @@ def _lock_where(where: str, params: list, *, member: bool = False) -> Account | 
         locked.refresh_from_db()
     locked.program = program_get(locked.program_id)
     if member:
-        locked.member = Member.from_db(DEFAULT_DB_ALIAS, [f.attname for f in _MEMBER_FIELDS], row[split:-1])
+        locked.member = Member.from_db(DEFAULT_DB_ALIAS, _MEMBER_ATTNAMES, row[split:-1])
     _lock_remember(locked)
     return locked
 
@@ -213,6 +213,6 @@ def account_lock_held(account: Account) -> bool:
 
 
 def account_lock_spent(account: Account) -> None:
-    """The balances of ``account`` were just changed in the database (``F()`` updates): its cached
+    """The balances of ``account`` were just changed in the database (added to in SQL): its cached
     figures are stale, so the next service must lock and read it again."""
     account._lock_token = None

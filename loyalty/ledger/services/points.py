@@ -12,13 +12,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, ValidationFailed
 from loyalty.core.services import audit_record
-from loyalty.core.sql import Writes, row_insert, rows_insert
+from loyalty.core.sql import Writes, row_add, row_insert, rows_insert
 from loyalty.ledger import policy
 from loyalty.ledger.models import (
     Account,
@@ -102,20 +102,10 @@ def _post(tx: LedgerTransaction, rows: Iterable[tuple[Account, str, int, Lot | N
     rows_insert(_entries_build(tx, rows))
 
 
-def _account_add(account: Account, **deltas: int) -> None:
-    """Add to the cached figures of a locked member account (one UPDATE; zero deltas skipped),
-    and mark its instance stale (``account_lock_spent``). ``last_activity_at`` is set when given."""
-    sets, params = [], []
-    for column, delta in deltas.items():
-        if column == "last_activity_at":
-            sets.append("last_activity_at = %s")
-            params.append(delta)
-        elif delta:
-            sets.append(f"{column} = {column} + %s")
-            params.append(delta)
-    if sets:
-        with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE ledger_account SET {', '.join(sets)} WHERE id = %s", [*params, account.pk])  # noqa: S608 - column names from the code
+def _account_add(account: Account, *, increments: dict[str, int], sets: dict | None = None) -> None:
+    """Add to the cached figures of a locked member account (one UPDATE) and mark its instance
+    stale (``account_lock_spent``)."""
+    row_add(Account, account.pk, increments=increments, sets=sets)
     account_lock_spent(account)
 
 
@@ -217,7 +207,6 @@ def points_credit(
         if (found := _existing(idempotency_key, account)) is not None:
             return found
         program = account.program
-        now = clock.now()
         tx = _transaction_build(
             program=program,
             kind=kind,
@@ -274,7 +263,7 @@ def points_credit(
             raise _key_used()
         account_lock_spent(account)
         if earning:
-            _touch_activity(account, now)
+            _touch_activity(account, tx.created_at)
     tx.credited_lot = lot
     return tx
 
@@ -335,11 +324,12 @@ def _debit_locked(
         program=program, kind=AccountKind.REDEMPTION if kind == TransactionKind.REDEEM else AccountKind.ADJUSTMENT
     )
     _post(tx, [(account, entry_kind, -points, None), (sink, entry_kind, points, None)])
-    updates = {"available": -points}
-    if kind == TransactionKind.REDEEM:
-        updates["redeemed"] = points
-        updates["last_activity_at"] = tx.created_at
-    _account_add(account, **updates)
+    redeeming = kind == TransactionKind.REDEEM
+    _account_add(
+        account,
+        increments={"available": -points, "redeemed": points if redeeming else 0},
+        sets={"last_activity_at": tx.created_at} if redeeming else None,
+    )
     if kind == TransactionKind.REDEEM:
         _touch_activity(account, clock.now())
     return tx
@@ -431,8 +421,8 @@ def points_transfer(
                 )
             )
         _post(tx, rows)
-        _account_add(source, available=-points)
-        _account_add(target, available=points)
+        _account_add(source, increments={"available": -points})
+        _account_add(target, increments={"available": points})
     return tx
 
 
@@ -521,6 +511,6 @@ def points_refund(
         sink = system_account(program=program, kind=AccountKind.REDEMPTION)
         rows.append((sink, EntryKind.REFUND, -redemption.points, None))
         _post(tx, rows)
-        _account_add(account, available=redemption.points, redeemed=-redemption.points)
+        _account_add(account, increments={"available": redemption.points, "redeemed": -redemption.points})
         Redemption.objects.filter(pk=redemption.pk).update(status=RedemptionStatus.CANCELLED, cancelled_at=now)
     return tx

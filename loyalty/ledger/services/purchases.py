@@ -265,7 +265,15 @@ def _clawback(account: Account, purchase: Purchase, ret: Return, due: int) -> No
             (system_account(program=program, kind=AccountKind.WRITE_OFF), EntryKind.REVERSE, -written_off, None)
         )
     _post(tx, rows)
-    _account_add(account, available=-took_available, pending=-took_pending, debt=to_debt, reversed=reversed_points)
+    _account_add(
+        account,
+        increments={
+            "available": -took_available,
+            "pending": -took_pending,
+            "debt": to_debt,
+            "reversed": reversed_points,
+        },
+    )
     Return.objects.filter(pk=ret.pk).update(
         points_reversed=took_available + took_pending, points_to_debt=to_debt, points_written_off=written_off
     )
