@@ -61,22 +61,108 @@ class Result:
     awards: dict[int, int] = field(default_factory=dict)  # rule id -> whole points it contributed
 
 
-def _matches(rule: Rule, line: Line) -> bool:
-    if rule.kind.startswith("category"):
-        return line.category in rule.categories
-    if rule.kind.startswith("sku"):
-        return line.sku in rule.skus
-    return False
-
-
 def _capped(rule: Rule, value: Decimal) -> Decimal:
     if rule.cap_left is None:
         return value
     return min(value, Decimal(max(rule.cap_left, 0)))
 
 
+@dataclass(frozen=True)
+class Award:
+    """What one rule gives a purchase: ``value`` points (a fraction until the one rounding) and why."""
+
+    value: Decimal
+    detail: str
+
+
+class RuleKindStrategy:
+    """One kind of earning rule: what it looks at and what it gives. A new kind is a new subclass
+    registered in ``STRATEGIES`` under its ``RuleKind`` value, not another branch in ``evaluate``.
+
+    ``multiplies``: its points join the base points before the partner and tier multipliers (a
+    multiplier on part of the spend); otherwise they are a fixed bonus added after them."""
+
+    multiplies: bool = False
+
+    def award(self, rule: Rule, eligible: list[Line], base: Decimal, context: Context) -> Award | None:
+        """What ``rule`` gives for these eligible lines (earn base ``base``); None when it does not apply."""
+        raise NotImplementedError
+
+
+class _Multiplier(RuleKindStrategy):
+    multiplies = True
+
+    def matches(self, rule: Rule, line: Line) -> bool:
+        raise NotImplementedError
+
+    def award(self, rule: Rule, eligible: list[Line], base: Decimal, context: Context) -> Award | None:
+        matched = sum((line.base for line in eligible if self.matches(rule, line)), ZERO)
+        if not matched or rule.multiplier == 1:
+            return None
+        return Award(
+            value=matched * context.earn_rate * (rule.multiplier - 1),
+            detail=f"{matched} × {context.earn_rate} × ({rule.multiplier} − 1)",
+        )
+
+
+class _Bonus(RuleKindStrategy):
+    def matches(self, rule: Rule, line: Line) -> bool:
+        raise NotImplementedError
+
+    def award(self, rule: Rule, eligible: list[Line], base: Decimal, context: Context) -> Award | None:
+        if not any(self.matches(rule, line) for line in eligible):
+            return None
+        return Award(value=Decimal(rule.bonus_points), detail="fixed bonus")
+
+
+class _ByCategory:
+    def matches(self, rule: Rule, line: Line) -> bool:
+        return line.category in rule.categories
+
+
+class _BySku:
+    def matches(self, rule: Rule, line: Line) -> bool:
+        return line.sku in rule.skus
+
+
+class CategoryMultiplier(_ByCategory, _Multiplier):
+    """Spend in the rule's categories earns ``multiplier`` times the base rate."""
+
+
+class SkuMultiplier(_BySku, _Multiplier):
+    """Spend on the rule's SKUs earns ``multiplier`` times the base rate."""
+
+
+class CategoryBonus(_ByCategory, _Bonus):
+    """A fixed bonus when any line is in the rule's categories."""
+
+
+class SkuBonus(_BySku, _Bonus):
+    """A fixed bonus when any line is one of the rule's SKUs."""
+
+
+class MinSpendBonus(RuleKindStrategy):
+    """A fixed bonus when the earn base reaches ``min_spend``."""
+
+    def award(self, rule: Rule, eligible: list[Line], base: Decimal, context: Context) -> Award | None:
+        if base < rule.min_spend or not rule.bonus_points:
+            return None
+        return Award(value=Decimal(rule.bonus_points), detail=f"spend {base} ≥ {rule.min_spend}")
+
+
+# Values are the ``RuleKind`` choices of loyalty.activity.models (this module stays free of models).
+EXCLUDE_CATEGORIES = "exclude_categories"  # not a strategy: it shapes the earn base before any rule
+STRATEGIES: dict[str, RuleKindStrategy] = {
+    "category_multiplier": CategoryMultiplier(),
+    "sku_multiplier": SkuMultiplier(),
+    "category_bonus": CategoryBonus(),
+    "sku_bonus": SkuBonus(),
+    "min_spend_bonus": MinSpendBonus(),
+}
+
+
 def evaluate(lines: list[Line], context: Context, rules: list[Rule]) -> Result:
-    excluded = set().union(*(r.categories for r in rules if r.kind == "exclude_categories")) if rules else set()
+    excluded = set().union(*(r.categories for r in rules if r.kind == EXCLUDE_CATEGORIES)) if rules else set()
     eligible = [line for line in lines if line.category not in excluded]
     base = sum((line.base for line in eligible), ZERO)
     explanation: list[dict] = []
@@ -96,37 +182,25 @@ def evaluate(lines: list[Line], context: Context, rules: list[Rule]) -> Result:
     extras, bonuses = ZERO, ZERO
     awards: dict[int, int] = {}
     applied_any, exclusive_applied = False, False
-    for rule in sorted((r for r in rules if r.kind != "exclude_categories"), key=lambda r: (-r.priority, r.id)):
+    for rule in sorted((r for r in rules if r.kind in STRATEGIES), key=lambda r: (-r.priority, r.id)):
         if exclusive_applied:
             break
-        if rule.kind in ("category_multiplier", "sku_multiplier"):
-            matched = sum((line.base for line in eligible if _matches(rule, line)), ZERO)
-            if not matched or rule.multiplier == 1:
-                continue
-            value = matched * context.earn_rate * (rule.multiplier - 1)
-            detail = f"{matched} × {context.earn_rate} × ({rule.multiplier} − 1)"
-        elif rule.kind in ("category_bonus", "sku_bonus"):
-            if not any(_matches(rule, line) for line in eligible):
-                continue
-            value, detail = Decimal(rule.bonus_points), "fixed bonus"
-        elif rule.kind == "min_spend_bonus":
-            if base < rule.min_spend or not rule.bonus_points:
-                continue
-            value, detail = Decimal(rule.bonus_points), f"spend {base} ≥ {rule.min_spend}"
-        else:
+        strategy = STRATEGIES[rule.kind]
+        award = strategy.award(rule, eligible, base, context)
+        if award is None:
             continue
         if not rule.stackable and applied_any:
             continue
-        value = _capped(rule, value)
+        value = _capped(rule, award.value)
         if value <= 0:
             explanation.append({"rule": rule.name, "detail": "cap reached", "points": "0"})
             continue
-        if rule.kind.endswith("multiplier"):
+        if strategy.multiplies:
             extras += value
         else:
             bonuses += value
         awards[rule.id] = int(value)
-        explanation.append({"rule": rule.name, "detail": detail, "points": str(value.normalize())})
+        explanation.append({"rule": rule.name, "detail": award.detail, "points": str(value.normalize())})
         applied_any = True
         exclusive_applied = not rule.stackable
 
