@@ -1,8 +1,9 @@
 """Program configuration read once per process, kept exact by a stamp in the database.
 
 Programs, earning rules, tiers, partners, webhook endpoints and system accounts change a few
-times a day but are read by every purchase. Row triggers on each configuration table (added
-by each app's migration with ``stamp_trigger``) set ``core_configstamp.stamp`` to a new
+times a day but are read by every purchase. Row triggers on each configuration table (created
+by each app's migration, their SQL written there verbatim; PostgreSQL's call the function
+``core_config_stamp_renew`` of core's migration 0003) set ``core_configstamp.stamp`` to a new
 random number in the transaction that changes the table. ``config_cached`` answers from memory
 while the stamp it reads is the one the entry was loaded under, else loads again.
 
@@ -13,8 +14,11 @@ that rolled back never comes back).
 
 Reading the stamp is one small query. Inside ``config_scope()`` (each partner API request) it is
 read at most once (the API key lookup selects it: ``config_stamp_seen``) and reused until the scope ends: the request sees configuration as it was when
-it first looked, as if it had read it all at that moment. Cached objects are shared between
-threads: treat them as read-only.
+it first looked, as if it had read it all at that moment.
+
+Cached values are shared between threads and requests, so they are frozen: a ``FrozenRow`` (a
+model row's column values) hands each caller its own model instance (``instance()``), and other
+entries are frozen dataclasses, tuples or frozensets. A model instance is never cached.
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ import contextvars
 import functools
 import threading
 from collections.abc import Callable, Hashable, Iterator
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.db.models import Model
 
 Value = TypeVar("Value")
+M = TypeVar("M", bound=Model)
 
 STAMP_TABLE = "core_configstamp"
 STAMP_SQL = f"SELECT stamp FROM {STAMP_TABLE} WHERE id = 1"  # noqa: S608 - constant
@@ -110,50 +117,39 @@ def config_cached(key: Hashable, load: Callable[[], Value]) -> Value:
     return value
 
 
-# What a trigger runs, and how its DROP names the table, per database.
-_TRIGGER_ACTION = {
-    "postgresql": ("EXECUTE FUNCTION core_config_stamp_renew()", " ON {table}"),
-    "sqlite": (f"BEGIN INSERT OR REPLACE INTO {STAMP_TABLE} (id, stamp) VALUES (1, random()); END", ""),  # noqa: S608
-}
+@dataclass(frozen=True, slots=True)
+class FrozenRow(Generic[M]):
+    """One model row as frozen column values: what the cache keeps of a program or a system
+    account. ``instance()`` builds a new model instance from it for each caller (``from_db``, as a
+    query would), so nobody shares, or can change, what another request reads."""
+
+    model: type[M]
+    attnames: tuple[str, ...]
+    values: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, instance: M) -> FrozenRow[M]:
+        fields = type(instance)._meta.concrete_fields
+        values = tuple(getattr(instance, f.attname) for f in fields)
+        if any(isinstance(v, (list, dict, set, bytearray)) for v in values):
+            raise TypeError(f"{type(instance).__name__}: a row with mutable values cannot be frozen")
+        return cls(type(instance), tuple(f.attname for f in fields), values)
+
+    @property
+    def pk(self) -> Any:
+        return self.values[self.attnames.index(self.model._meta.pk.attname)]
+
+    def instance(self) -> M:
+        return self.model.from_db(DEFAULT_DB_ALIAS, list(self.attnames), list(self.values))
 
 
-def stamp_trigger_sql(vendor: str, table: str, *, when: str = "") -> tuple[list[str], list[str]]:
-    """(forward, reverse) statements that renew the stamp whenever ``table`` changes, for
-    ``vendor`` (postgresql or sqlite). ``when``: a condition on the changed row written with
-    ``ROW.`` (e.g. ``ROW.kind <> 'member'``), to watch only some rows of a busy table."""
-    if vendor not in _TRIGGER_ACTION:
-        raise NotImplementedError(f"No configuration stamp triggers for {vendor}")
-    action, drop_on = _TRIGGER_ACTION[vendor]
-    name = f"{table}_config_stamp"
-    forward, reverse = [], []
-    for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
-        condition = f"WHEN ({when.replace('ROW.', row + '.')})" if when else ""
-        forward.append(f"CREATE TRIGGER {name}_{op.lower()} AFTER {op} ON {table} FOR EACH ROW {condition} {action}")
-        reverse.append(f"DROP TRIGGER IF EXISTS {name}_{op.lower()}" + drop_on.format(table=table))
-    return forward, reverse
+def config_cached_row(key: Hashable, load: Callable[[], M | None]) -> M | None:
+    """``config_cached`` for one model row (or None): the cache keeps a ``FrozenRow``, the caller
+    gets its own instance."""
 
+    def frozen() -> FrozenRow[M] | None:
+        found = load()
+        return FrozenRow.of(found) if found is not None else None
 
-# PostgreSQL: the function the triggers call (created by core's migration).
-PG_RENEW_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION core_config_stamp_renew() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO {STAMP_TABLE} (id, stamp) VALUES (1, (random() * 9.2e18 - 4.6e18)::bigint)
-    ON CONFLICT (id) DO UPDATE SET stamp = EXCLUDED.stamp;
-    RETURN NULL;
-END $$
-"""  # noqa: S608 - constant names
-
-
-def stamp_trigger(table: str, *, when: str = ""):
-    """A migration operation adding (or, backwards, dropping) the triggers of ``table``."""
-    from django.db import migrations
-
-    def run(direction: int):
-        def apply(apps, schema_editor) -> None:
-            statements = stamp_trigger_sql(schema_editor.connection.vendor, table, when=when)[direction]
-            for statement in statements:
-                schema_editor.execute(statement)
-
-        return apply
-
-    return migrations.RunPython(run(0), run(1))
+    row = config_cached(key, frozen)
+    return row.instance() if row is not None else None

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from loyalty.core import clock
-from loyalty.core.config import config_cached
+from loyalty.core.config import FrozenRow, config_cached, config_cached_row
 from loyalty.core.errors import NotFound
 from loyalty.ledger.models import Account, AccountKind, Entry, EntryKind, Lot, Program, Redemption
 
+if TYPE_CHECKING:
+    from loyalty.partners.models import Partner
+
 
 def program_default() -> Program:
-    program = config_cached("program_default", lambda: Program.objects.filter(is_default=True).first())
+    """The default program: configuration, read once per configuration stamp; the caller's own instance."""
+    program = config_cached_row("program_default", lambda: Program.objects.filter(is_default=True).first())
     if program is None:
         raise NotFound("No default program is configured", code="no_default_program")
-    return copy.copy(program)
+    return program
 
 
 def member_account(*, member, program: Program) -> Account | None:
@@ -125,17 +129,24 @@ def purchase_counts(prefix: str = "") -> Q:
     return Q(**{f"{prefix}returned_amount": 0}) | Q(**{f"{prefix}returned_amount__lt": F(f"{prefix}eligible_amount")})
 
 
-def partner_program(*, partner, name: str | None = None) -> Program:
+def partner_program(*, partner: Partner, name: str | None = None) -> Program:
     """The program a partner earns and burns in: the named one if it is allowed, else the one
     staff listed it in, else the default program (a new partner works right away).
-    Configuration: read once per configuration stamp (``loyalty.core.config``); a copy."""
-    program = config_cached(("partner_program", partner.pk, name), lambda: _partner_program(partner, name))
-    if isinstance(program, NotFound):
-        raise NotFound(program.message, code=program.code)
-    return copy.copy(program)
+    Configuration: read once per configuration stamp (``loyalty.core.config``); the caller's own
+    instance."""
+
+    def load() -> FrozenRow[Program] | tuple[str, str]:
+        found = _partner_program(partner, name)
+        return (found.message, found.code) if isinstance(found, NotFound) else FrozenRow.of(found)
+
+    program = config_cached(("partner_program", partner.pk, name), load)
+    if isinstance(program, tuple):
+        message, code = program
+        raise NotFound(message, code=code)
+    return program.instance()
 
 
-def _partner_program(partner, name: str | None) -> Program | NotFound:
+def _partner_program(partner: Partner, name: str | None) -> Program | NotFound:
     allowed = Program.objects.filter(partners=partner)
     if name:
         program = Program.objects.filter(name=name).first()

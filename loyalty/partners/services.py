@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -13,9 +13,11 @@ from django.db import transaction
 from loyalty.core import clock
 from loyalty.core.config import config_cached
 from loyalty.core.errors import NotFound, ValidationFailed
-from loyalty.core.sql import Writes, row_insert
 from loyalty.partners.models import WEBHOOK_EVENT_TYPES, OutboxEvent, Partner, PartnerAPIKey, WebhookEndpoint
 from loyalty.partners.webhooks import webhook_url_check
+
+if TYPE_CHECKING:
+    from members.models import Member
 
 
 def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
@@ -23,18 +25,15 @@ def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
 
 
-def outbox_record(
-    *, event_type: str, member: Any | None, payload: dict[str, Any], writes: Writes | None = None
-) -> OutboxEvent:
+def outbox_record(*, event_type: str, member: Member | None, payload: dict[str, Any]) -> OutboxEvent:
     """Write one event row in the caller's transaction; it is delivered after commit by a later job.
 
-    ``event_type`` is dotted (``tier.upgraded``); ``member`` may be None for events about no member.
-    ``writes``: add the row to the caller's unit of work (written when it runs) instead of now."""
+    ``event_type`` is dotted (``tier.upgraded``); ``member`` may be None for events about no member."""
     if not event_type or "." not in event_type:
         raise ValidationFailed("event_type must look like 'subject.verb'", code="invalid_event_type")
     now = clock.now()
     wanted = event_type in webhook_event_types_wanted()
-    event = OutboxEvent(
+    event = OutboxEvent.objects.create(
         event_type=event_type,
         member=member,
         payload=_jsonable(payload),
@@ -42,12 +41,8 @@ def outbox_record(
         # no endpoint takes this type: nothing to fan out (what deliveries_create would conclude)
         published_at=None if wanted else now,
     )
-    if writes is not None:
-        writes.insert(event)
-    else:
-        row_insert(event)
     if wanted:
-        transaction.on_commit(lambda: _dispatch_later(event.pk))  # the pk is set by then
+        transaction.on_commit(lambda: _dispatch_later(event.pk))
     return event
 
 
@@ -68,7 +63,7 @@ def _dispatch_later(event_id: int) -> None:
     webhooks_dispatch_event.delay(event_id)
 
 
-def webhook_endpoint_create(*, partner, url: str, event_types: list[str]) -> tuple[WebhookEndpoint, str]:
+def webhook_endpoint_create(*, partner: Partner, url: str, event_types: list[str]) -> tuple[WebhookEndpoint, str]:
     """Register a partner's endpoint; returns it with its signing secret (shown once)."""
     unknown = set(event_types) - set(WEBHOOK_EVENT_TYPES)
     if unknown or not event_types:
@@ -83,7 +78,7 @@ def webhook_endpoint_create(*, partner, url: str, event_types: list[str]) -> tup
     return endpoint, secret
 
 
-def webhook_endpoint_delete(*, partner, endpoint_id: int) -> None:
+def webhook_endpoint_delete(*, partner: Partner, endpoint_id: int) -> None:
     updated = WebhookEndpoint.objects.filter(pk=endpoint_id, partner=partner, deleted_at__isnull=True).update(
         deleted_at=clock.now(), is_active=False, disabled_reason="deleted by partner"
     )

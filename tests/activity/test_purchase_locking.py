@@ -5,7 +5,7 @@ import datetime as dt
 import threading
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from loyalty.activity.services import purchase_record
@@ -13,7 +13,6 @@ from loyalty.core import clock
 from loyalty.ledger import services as ledger
 from loyalty.ledger.models import Account, Program
 from loyalty.ledger.selectors import program_default
-from loyalty.ledger.services.accounts import account_lock_held, account_open_locked
 from tests.concurrency import run_together
 from tests.factories import MemberFactory
 
@@ -59,72 +58,49 @@ def test_purchase_locks_the_member_account_once_and_never_the_program_row():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_locked_account_counts_as_held_only_inside_the_transaction_that_locked_it():
+def test_a_locked_account_cannot_be_used_after_the_block_that_locked_it():
     account = ledger.account_open(member=MemberFactory(), program=ledger.program_create(name="Lock held"))
     with transaction.atomic():
-        locked = ledger.account_lock(account=account)
-        assert account_lock_held(locked)
-        assert not account_lock_held(account)  # not the instance the lock returned
-    assert not account_lock_held(locked)  # committed: the row lock is gone
-    with transaction.atomic():
-        assert not account_lock_held(locked)  # a later transaction does not inherit it
-    with pytest.raises(RuntimeError), transaction.atomic():
-        rolled_back = ledger.account_lock(account=account)
-        raise RuntimeError
-    with transaction.atomic():
-        assert not account_lock_held(rolled_back)
+        with ledger.account_locked(account=account) as locked:
+            assert locked.held and locked.account.pk == account.pk
+            ledger.points_credit_locked(locked=locked, points=5, reason="under the lock")
+        with pytest.raises(ledger.LockReleased):
+            ledger.points_credit_locked(locked=locked, points=5, reason="the block has ended")
+    with pytest.raises(ledger.LockReleased), transaction.atomic():
+        locked.account  # noqa: B018 - a later transaction does not inherit it
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        transaction.atomic(),
+        ledger.account_locked(account=account) as rolled_back,
+    ):
+        raise RuntimeError("boom")
+    with pytest.raises(ledger.LockReleased):
+        rolled_back.account  # noqa: B018 - rolled back with its transaction
+    account.refresh_from_db()
+    assert account.available == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_account_is_locked_only_inside_a_transaction():
+    account = ledger.account_open(member=MemberFactory(), program=program_default())
+    with pytest.raises(RuntimeError, match=r"transaction\.atomic"), ledger.account_locked(account=account):
+        pass
 
 
 @pytest.mark.django_db
-def test_a_lock_taken_in_a_rolled_back_savepoint_is_not_held_and_a_released_one_is():
+def test_credits_under_one_lock_keep_the_locked_figures_exact():
     account = ledger.account_open(member=MemberFactory(), program=program_default())
     with transaction.atomic():
-        with pytest.raises(RuntimeError), transaction.atomic():
-            rolled_back = ledger.account_lock(account=account)
-            raise RuntimeError
-        assert not account_lock_held(rolled_back)
-        with transaction.atomic():
-            released = ledger.account_lock(account=account)
-        assert account_lock_held(released)  # the outer transaction still holds the row
-
-
-@pytest.mark.django_db
-def test_a_later_lock_or_a_credit_makes_an_earlier_locked_instance_stale():
-    account = ledger.account_open(member=MemberFactory(), program=program_default())
-    with transaction.atomic():
-        first = ledger.account_lock(account=account)
-        ledger.points_credit(account=account, points=10, reason="locks again inside")
-        assert not account_lock_held(first)  # its balances are out of date now
-        second = ledger.account_lock(account=account)
-        ledger.points_credit(account=second, points=5, reason="uses the held lock")
-        assert not account_lock_held(second)
-        third = ledger.account_lock(account=account)
-        assert (third.available, third.earned) == (15, 15)
-        ledger.points_debit(account=third, points=15, reason="spend")
-        ledger.points_credit(account=third, points=7, reason="re-reads after the debit")
+        ledger.points_credit(account=account, points=10, reason="locks by itself")
+        with ledger.account_locked(account=account) as locked:
+            assert (locked.account.available, locked.account.earned) == (10, 10)
+            ledger.points_credit_locked(locked=locked, points=5, reason="uses the held lock")
+            ledger.points_credit_locked(locked=locked, points=2, reason="and again")
+            assert (locked.account.available, locked.account.earned) == (17, 17)
+        ledger.points_debit(account=account, points=15, reason="spend")
+        ledger.points_credit(account=account, points=5, reason="re-reads after the debit")
     account.refresh_from_db()
     assert (account.available, account.earned, account.redeemed) == (7, 22, 15)
-
-
-@pytest.mark.django_db
-def test_a_locked_instance_handed_to_another_thread_is_not_held_there():
-    account = ledger.account_open(member=MemberFactory(), program=program_default())
-    seen = []
-
-    def elsewhere(locked):
-        try:
-            with transaction.atomic():
-                seen.append(account_lock_held(locked))
-        finally:
-            connections.close_all()
-
-    with transaction.atomic():
-        locked = ledger.account_lock(account=account)
-        thread = threading.Thread(target=elsewhere, args=(locked,))
-        thread.start()
-        thread.join(10)
-        assert account_lock_held(locked)
-    assert seen == [False]
 
 
 @pytest.mark.postgres
@@ -140,8 +116,7 @@ def test_purchases_of_two_members_do_not_wait_for_each_other_on_the_program_row(
 
     def hold(i):
         if i == 0:
-            with transaction.atomic():
-                account_open_locked(member=members[0], program=program)
+            with transaction.atomic(), ledger.member_account_locked(member=members[0], program=program):
                 locked.set()
                 release.wait(10)
             return "held"

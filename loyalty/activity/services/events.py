@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -15,10 +15,13 @@ from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger import services as ledger
 from loyalty.partners.services import outbox_record
 
+if TYPE_CHECKING:
+    from loyalty.partners.models import Partner
+
 
 def event_record(
     *,
-    partner: Any | None,
+    partner: Partner | None,
     member_number: str,
     event_type: str,
     external_id: str | None = None,
@@ -42,8 +45,7 @@ def event_record(
         if partner
         else ledger_selectors.program_default()
     )
-    with transaction.atomic():
-        account = ledger.account_lock(account=ledger.account_open(member=member, program=program))
+    with transaction.atomic(durable=True), ledger.member_account_locked(member=member, program=program) as locked:
         if external_id:
             existing = MemberEvent.objects.filter(partner=partner, external_id=external_id).first()
             if existing is not None:
@@ -88,7 +90,7 @@ def event_record(
         except IntegrityError as exc:
             raise Conflict("An event with this external_id exists", code="duplicate_external_id") from exc
         if points:
-            ledger.points_credit(account=account, points=points, reason=f"event {kind.code}", partner=partner)
+            ledger.points_credit_locked(locked=locked, points=points, reason=f"event {kind.code}", partner=partner)
             outbox_record(
                 event_type="points.earned",
                 member=member,

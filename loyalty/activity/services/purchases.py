@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import Q
@@ -15,16 +15,18 @@ from loyalty.activity.services.linking import partner_member_link
 from loyalty.core import clock
 from loyalty.core.config import config_cached
 from loyalty.core.errors import Conflict, NotFound, ValidationFailed
-from loyalty.core.sql import Writes, rows_insert
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger import services as ledger
 from loyalty.ledger.models import LedgerTransaction, Lot, Program, Purchase, Return, TransactionKind
-from loyalty.ledger.services.accounts import account_lock_by_number, account_open_locked
 from loyalty.partners.services import outbox_record
 from loyalty.tiers.selectors import ProgramTiers, member_tier, program_tiers
 from loyalty.tiers.services import tier_upgrade_check
 from members.models import Member, MemberStatus
 from members.selectors import member_get_by_number, member_number_clean
+
+if TYPE_CHECKING:
+    from loyalty.partners.models import Partner
+    from loyalty.tiers.models import Tier
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 
@@ -45,14 +47,58 @@ def _earning_member(member_number: str | None, member: Member | None) -> Member:
     return member
 
 
-def _rules_for(program: Program, partner: Any | None, now: dt.datetime) -> list[EarningRule]:
+@dataclass(frozen=True, slots=True)
+class EarningRuleConfig:
+    """An earning rule as the configuration cache keeps it (frozen: shared between requests)."""
+
+    pk: int
+    name: str
+    kind: str
+    categories: tuple[str, ...]
+    skus: tuple[str, ...]
+    multiplier: Decimal
+    bonus_points: int
+    min_spend: Decimal
+    priority: int
+    stackable: bool
+    cap_per_day: int | None
+    cap_per_month: int | None
+    valid_from: dt.datetime | None
+    valid_until: dt.datetime | None
+
+    @classmethod
+    def of(cls, rule: EarningRule) -> EarningRuleConfig:
+        return cls(
+            pk=rule.pk,
+            name=rule.name,
+            kind=rule.kind,
+            categories=tuple(rule.categories),
+            skus=tuple(rule.skus),
+            multiplier=rule.multiplier,
+            bonus_points=rule.bonus_points,
+            min_spend=rule.min_spend,
+            priority=rule.priority,
+            stackable=rule.stackable,
+            cap_per_day=rule.cap_per_day,
+            cap_per_month=rule.cap_per_month,
+            valid_from=rule.valid_from,
+            valid_until=rule.valid_until,
+        )
+
+
+# What the rule functions read: the cached frozen rules, or the models (the batch importer).
+AnyRule = EarningRuleConfig | EarningRule
+
+
+def _rules_for(program: Program, partner: Partner | None, now: dt.datetime) -> list[EarningRuleConfig]:
     """The program's active rules for this partner valid at ``now``; the rules are configuration,
-    read once per configuration stamp (``loyalty.core.config``). Shared: read-only."""
+    read once per configuration stamp (``loyalty.core.config``)."""
     partner_id = getattr(partner, "pk", None)
     rules = config_cached(
         ("earning_rules", program.pk, partner_id),
-        lambda: list(
-            EarningRule.objects.filter(program=program, is_active=True).filter(
+        lambda: tuple(
+            EarningRuleConfig.of(rule)
+            for rule in EarningRule.objects.filter(program=program, is_active=True).filter(
                 Q(partner__isnull=True) | Q(partner_id=partner_id)
             )
         ),
@@ -60,17 +106,17 @@ def _rules_for(program: Program, partner: Any | None, now: dt.datetime) -> list[
     return rules_active(rules, now)
 
 
-def _cap_left(rules: list[EarningRule], member: Member, now: dt.datetime) -> dict[int, int | None]:
-    capped = [r for r in rules if r.cap_per_day or r.cap_per_month]
+def _cap_left(rules: Sequence[AnyRule], member: Member, now: dt.datetime) -> dict[int, int | None]:
+    capped = [r.pk for r in rules if r.cap_per_day or r.cap_per_month]
     if not capped:
         return {r.pk: None for r in rules}
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    awards = RuleAward.objects.filter(rule__in=capped, member=member, awarded_at__gte=month_start)
+    awards = RuleAward.objects.filter(rule_id__in=capped, member=member, awarded_at__gte=month_start)
     return caps_left(rules, awards.values_list("rule_id", "awarded_at", "points"), now)
 
 
 def caps_left(
-    rules: list[EarningRule], awards: Iterable[tuple[int, dt.datetime, int]], now: dt.datetime
+    rules: Sequence[AnyRule], awards: Iterable[tuple[int, dt.datetime, int]], now: dt.datetime
 ) -> dict[int, int | None]:
     """Points each rule may still give a member at ``now`` under its day and month caps (None: no
     cap), from the member's earlier awards as (rule id, awarded_at, points). Pure: the purchase
@@ -102,7 +148,7 @@ def caps_left(
 def earn_for(
     *,
     program: Program,
-    partner: Any | None,
+    partner: Partner | None,
     member: Member,
     lines: list[dict[str, Any]],
     now: dt.datetime,
@@ -121,7 +167,7 @@ def earn_for(
     )
 
 
-def rules_active(rules: list[EarningRule], now: dt.datetime) -> list[EarningRule]:
+def rules_active(rules: Sequence[AnyRule], now: dt.datetime) -> list[AnyRule]:
     """The rules (already filtered by program, partner and ``is_active``) valid at ``now``."""
     return [
         r
@@ -133,10 +179,10 @@ def rules_active(rules: list[EarningRule], now: dt.datetime) -> list[EarningRule
 def earn_evaluate(
     *,
     program: Program,
-    partner: Any | None,
-    rules: list[EarningRule],
+    partner: Partner | None,
+    rules: Sequence[AnyRule],
     caps: dict[int, int | None],
-    tier: Any | None,
+    tier: Tier | None,
     lines: list[dict[str, Any]],
 ) -> rule_engine.Result:
     """``earn_for`` without the database: the rules valid now, what their caps leave, the
@@ -214,7 +260,7 @@ def _same_purchase(existing: Purchase, member: Member, occurred_at: dt.datetime,
 
 def purchase_record(
     *,
-    partner: Any | None,
+    partner: Partner | None,
     external_id: str,
     occurred_at: dt.datetime,
     lines: list[dict[str, Any]],
@@ -253,14 +299,14 @@ def purchase_record(
             code="currency_mismatch",
             fields={"currency": [f"Use {program.currency}."]},
         )
-    with transaction.atomic():
-        # the usual case: one statement finds the member by number and locks its account
-        account = account_lock_by_number(member_number=member_number, program=program) if member is None else None
-        if account is not None:
-            member = _earning_member(None, account.member)
-        else:
-            member = _earning_member(member_number, member)
-            account = account_open_locked(member=member, program=program)
+    if member is not None:
+        _earning_member(None, member)
+    # the usual case: one statement finds the member by number and locks its account
+    with (
+        transaction.atomic(durable=True),
+        ledger.member_account_locked(program=program, member=member, member_number=member_number or "") as locked,
+    ):
+        member = _earning_member(None, locked.member)
         try:
             purchase = ledger.purchase_create(
                 program=program,
@@ -284,9 +330,8 @@ def purchase_record(
         result = earn_for(program=program, partner=partner, member=member, lines=lines, now=now, tiers=tiers)
         outcome = PurchaseOutcome(purchase=purchase, created=True, points=0, pending_until=None)
         if result.points > 0:
-            # ``account`` was locked and settled above in this block: points_credit uses it as is.
-            earn = ledger.points_credit(
-                account=account,
+            earn = ledger.points_credit_locked(
+                locked=locked,
                 points=result.points,
                 reason=f"purchase {external_id}",
                 purchase=purchase,
@@ -294,19 +339,17 @@ def purchase_record(
                 pending=True,
                 explanation=result.explanation,
             )
-            rows_insert(
+            RuleAward.objects.bulk_create(
                 [
                     RuleAward(rule_id=rule_id, member=member, purchase=purchase, points=points, awarded_at=now)
                     for rule_id, points in result.awards.items()
                     if points
                 ]
             )
-            purchase.points_earned += result.points  # what points_credit added in the database
             outcome.points = purchase.points_earned
             outcome.pending_until = _pending_until(earn, earn.credited_lot)
             outcome.explanation = earn.explanation
         tier_upgrade_check(member=member, program=program, tiers=tiers)
-        writes = Writes()  # the event and the partner link: one statement on PostgreSQL
         if outcome.points:
             outbox_record(
                 event_type="points.earned",
@@ -318,16 +361,14 @@ def purchase_record(
                     "pending_until": outcome.pending_until,
                     "partner_id": getattr(partner, "pk", None),
                 },
-                writes=writes,
             )
-        partner_member_link(partner=partner, member=member, writes=writes)
-        writes.run()
+        partner_member_link(partner=partner, member=member)
     return outcome
 
 
 def return_record(
     *,
-    partner: Any | None,
+    partner: Partner | None,
     purchase_external_id: str,
     external_id: str,
     lines: list[dict[str, Any]] | None = None,
@@ -356,7 +397,7 @@ def return_record(
         if not same:
             raise Conflict("A different return with this external_id exists", code="duplicate_external_id")
         return existing, False
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         ret = ledger.purchase_return_clawback(
             purchase=purchase,
             external_id=external_id,

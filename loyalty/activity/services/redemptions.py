@@ -30,7 +30,7 @@ def redemption_record(
         if partner
         else ledger_selectors.program_default()
     )
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         account = ledger.account_open(member=member, program=program)
         before = (
             Redemption.objects.filter(partner=partner, external_id=external_id).values_list("pk", flat=True).first()
@@ -62,7 +62,7 @@ def redemption_cancel(*, partner: Any | None, redemption_id: int) -> Redemption:
     redemption = Redemption.objects.filter(pk=redemption_id, partner=partner).select_related("account__member").first()
     if redemption is None:
         raise NotFound("No such redemption", code="redemption_not_found")
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         was_open = redemption.status == RedemptionStatus.COMPLETED
         ledger.points_refund(redemption=redemption)
         if was_open:

@@ -1,10 +1,19 @@
 from django.db import migrations, models
 
-from loyalty.core.config import PG_RENEW_FUNCTION, STAMP_TABLE
+# The function the configuration stamp triggers call, verbatim as ``loyalty.core.config`` built it
+# when this migration was written (a migration must not change when runtime code does).
+PG_RENEW_FUNCTION = """
+CREATE OR REPLACE FUNCTION core_config_stamp_renew() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO core_configstamp (id, stamp) VALUES (1, (random() * 9.2e18 - 4.6e18)::bigint)
+    ON CONFLICT (id) DO UPDATE SET stamp = EXCLUDED.stamp;
+    RETURN NULL;
+END $$
+"""
 
 
 def stamp_create(apps, schema_editor) -> None:
-    schema_editor.execute(f"INSERT INTO {STAMP_TABLE} (id, stamp) VALUES (1, 0)")  # noqa: S608 - constant
+    schema_editor.execute("INSERT INTO core_configstamp (id, stamp) VALUES (1, 0)")
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(PG_RENEW_FUNCTION)
 

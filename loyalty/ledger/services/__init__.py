@@ -1,10 +1,12 @@
 """Everything that writes the ledger. Import from the submodules' public names here."""
 
-from loyalty.ledger.services.accounts import account_lock, account_open, program_create, program_update, system_account
+from loyalty.ledger.services.accounts import account_open, program_create, program_update, system_account
 from loyalty.ledger.services.jobs import expire_due_lots, expiring_notify, mature_pending_lots
+from loyalty.ledger.services.locking import LockedAccount, LockReleased, account_locked, member_account_locked
 from loyalty.ledger.services.points import (
     points_adjust,
     points_credit,
+    points_credit_locked,
     points_debit,
     points_redeem,
     points_refund,
@@ -13,13 +15,17 @@ from loyalty.ledger.services.points import (
 from loyalty.ledger.services.purchases import purchase_create, purchase_return_clawback
 
 __all__ = [
-    "account_lock",
+    "LockReleased",
+    "LockedAccount",
+    "account_locked",
     "account_open",
     "expire_due_lots",
     "expiring_notify",
     "mature_pending_lots",
+    "member_account_locked",
     "points_adjust",
     "points_credit",
+    "points_credit_locked",
     "points_debit",
     "points_redeem",
     "points_refund",

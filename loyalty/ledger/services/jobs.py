@@ -2,7 +2,7 @@
 
 Each batch locks its accounts (primary-key order, like every service) and then runs a few
 INSERT ... SELECT / UPDATE ... FROM statements: no Python loop over lots or accounts. The
-same statements settle one account inside ``account_lock``, so the balance a service reads is
+same statements settle one account inside ``account_locked``, so the balance a service reads is
 always exact, and a job run twice changes nothing the second time.
 """
 
@@ -18,6 +18,7 @@ from django.db.models import Exists, Max, Min, OuterRef, Q
 from loyalty.core import clock
 from loyalty.core.parallel import job_workers, parallel_drain
 from loyalty.ledger.models import Account, AccountKind, Lot, Program
+from loyalty.ledger.services.accounts import system_account
 
 BATCH_ACCOUNTS = 5000
 
@@ -133,7 +134,7 @@ def _expire(cursor, lo: int, hi: int, now: dt.datetime) -> None:
 
 
 def settle_accounts(*, account_ids: list[int], now: dt.datetime) -> bool:
-    """Mature and expire what is due on one locked account (``account_lock``). Returns whether
+    """Mature and expire what is due on one locked account (``locking.account_locked``). Returns whether
     anything changed."""
     (account_id,) = account_ids
     due = list(
@@ -153,8 +154,6 @@ def settle_accounts(*, account_ids: list[int], now: dt.datetime) -> bool:
 
 
 def _ensure_breakage_accounts() -> None:
-    from loyalty.ledger.services.accounts import system_account
-
     for program in Program.objects.exclude(accounts__kind=AccountKind.BREAKAGE):
         system_account(program=program, kind=AccountKind.BREAKAGE)
 

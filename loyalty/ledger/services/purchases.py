@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.models import F, Sum
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, ValidationFailed
-from loyalty.core.sql import Writes
 from loyalty.ledger.models import (
-    Account,
     AccountKind,
     Allocation,
     EntryKind,
@@ -27,8 +25,13 @@ from loyalty.ledger.models import (
     ReturnPolicy,
     TransactionKind,
 )
-from loyalty.ledger.services.accounts import account_lock, account_open, system_account
+from loyalty.ledger.services.accounts import system_account
+from loyalty.ledger.services.locking import LockedAccount, member_account_locked
 from loyalty.ledger.services.points import _account_add, _consume, _new_transaction, _post
+
+if TYPE_CHECKING:
+    from loyalty.partners.models import Partner
+    from members.models import Member
 
 CENT = Decimal("0.01")
 
@@ -48,11 +51,11 @@ def _money(value: Any, field: str) -> Decimal:
 def purchase_create(
     *,
     program: Program,
-    member: Any,
+    member: Member,
     external_id: str,
     occurred_at: dt.datetime,
     lines: list[dict[str, Any]],
-    partner: Any | None = None,
+    partner: Partner | None = None,
     currency: str | None = None,
     total: Any | None = None,
     tax: Any = 0,
@@ -104,16 +107,74 @@ def purchase_create(
         eligible_amount=eligible,
         created_at=clock.now(),
     )
-    for line in parsed:
-        line.purchase = purchase
-    writes = Writes()  # the purchase and its lines: one statement on PostgreSQL
-    # ON CONFLICT DO NOTHING: a repeat (even one racing in another transaction) writes nothing
-    # and leaves the caller's transaction usable, so no savepoint is needed
-    writes.insert(purchase, skip_if_exists=True)
-    writes.insert_many(parsed)
-    if not writes.run():
+    if not _purchase_write(purchase, parsed):
         raise Conflict("A purchase with this external_id exists", code="duplicate_external_id")
     return purchase
+
+
+def _purchase_write(purchase: Purchase, lines: list[PurchaseLine]) -> bool:
+    """INSERT the purchase and its lines; False (nothing written, the caller's transaction still
+    usable) when its external id exists. PostgreSQL: one call of ``ledger_purchase_insert``
+    (ledger migration 0008); elsewhere the ORM (``_purchase_write_orm``). Sets the purchase's
+    primary key (the lines' are not read)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        return _purchase_write_orm(purchase, lines)
+    with db.cursor() as cursor:
+        cursor.execute(
+            LEDGER_PURCHASE_INSERT_CALL,
+            [
+                purchase.program_id,
+                purchase.member_id,
+                purchase.partner_id,
+                purchase.external_id,
+                purchase.store_code,
+                purchase.occurred_at,
+                purchase.currency,
+                purchase.total,
+                purchase.tax,
+                purchase.discount,
+                purchase.eligible_amount,
+                purchase.returned_amount,
+                purchase.points_earned,
+                purchase.created_at,
+                [line.sku for line in lines],
+                [line.category for line in lines],
+                [line.quantity for line in lines],
+                [line.unit_price for line in lines],
+                [line.amount for line in lines],
+                [line.discount for line in lines],
+                [line.returned_quantity for line in lines],
+            ],
+        )
+        (purchase_id,) = cursor.fetchone()
+    if purchase_id is None:
+        return False
+    purchase.pk = purchase_id
+    for line in lines:
+        line.purchase = purchase
+    return True
+
+
+def _purchase_write_orm(purchase: Purchase, lines: list[PurchaseLine]) -> bool:
+    """``_purchase_write`` through the ORM: what ``ledger_purchase_insert`` does."""
+    try:
+        with transaction.atomic():
+            purchase.save(force_insert=True)
+    except IntegrityError:
+        return False
+    for line in lines:
+        line.purchase = purchase
+    PurchaseLine.objects.bulk_create(lines)
+    return True
+
+
+# Parameters in the order of ledger_purchase_insert's arguments, each cast to its type.
+LEDGER_PURCHASE_INSERT_CALL = (
+    "SELECT ledger_purchase_insert(%s::bigint, %s::bigint, %s::bigint, %s::varchar, %s::varchar, %s::timestamptz,"
+    " %s::varchar, %s::numeric, %s::numeric, %s::numeric, %s::numeric, %s::numeric, %s::bigint, %s::timestamptz,"
+    " %s::varchar[], %s::varchar[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[])"
+)
 
 
 def _returned_amount(
@@ -167,7 +228,7 @@ def purchase_return_clawback(
     amount: Any | None = None,
     lines: list[dict[str, Any]] | None = None,
     occurred_at: dt.datetime | None = None,
-    partner: Any | None = None,
+    partner: Partner | None = None,
 ) -> Return:
     """Record a return and take its share of the purchase's points back per the return policy.
 
@@ -175,8 +236,10 @@ def purchase_return_clawback(
     earlier returns, so partial returns add up exactly to a full one."""
     if not external_id:
         raise ValidationFailed("external_id is required", code="external_id_required")
-    with transaction.atomic():
-        account = account_lock(account=account_open(member=purchase.member, program=purchase.program))
+    with (
+        transaction.atomic(),
+        member_account_locked(member=purchase.member, program=purchase.program) as locked,
+    ):
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
         existing = Return.objects.filter(partner=partner, external_id=external_id).first()
         if existing is not None:
@@ -211,12 +274,13 @@ def purchase_return_clawback(
             raise Conflict("A return with this external_id exists", code="duplicate_external_id") from exc
         Purchase.objects.filter(pk=purchase.pk).update(returned_amount=F("returned_amount") + returned)
         if due:
-            _clawback(account, purchase, ret, due)
+            _clawback(locked, purchase, ret, due)
         ret.refresh_from_db()
     return ret
 
 
-def _clawback(account: Account, purchase: Purchase, ret: Return, due: int) -> None:
+def _clawback(locked: LockedAccount, purchase: Purchase, ret: Return, due: int) -> None:
+    account = locked.account
     program = account.program
     tx = _new_transaction(
         program=program,
@@ -266,7 +330,7 @@ def _clawback(account: Account, purchase: Purchase, ret: Return, due: int) -> No
         )
     _post(tx, rows)
     _account_add(
-        account,
+        locked,
         increments={
             "available": -took_available,
             "pending": -took_pending,
