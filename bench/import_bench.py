@@ -24,8 +24,8 @@ def main() -> None:
 
     from django.db import connection
 
-    from loyalty.activity.management.commands.load_demo import demo_program_configure
-    from loyalty.activity.services.importing import complete_journey_import, dataset_load
+    from loyalty.imports.management.commands.load_demo import demo_program_configure
+    from loyalty.imports.complete_journey import complete_journey_import, dataset_load
 
     program = demo_program_configure()
     t = time.perf_counter()
@@ -37,7 +37,7 @@ def main() -> None:
 
     import pandas as pd
 
-    from loyalty.activity.services.importing import package_data_dir
+    from loyalty.imports.complete_journey import package_data_dir
 
     frame = pd.read_parquet(package_data_dir() / "transactions.parquet")
     if args.households is not None:
