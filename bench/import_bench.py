@@ -24,8 +24,8 @@ def main() -> None:
 
     from django.db import connection
 
-    from loyalty.imports.management.commands.load_demo import demo_program_configure
     from loyalty.imports.complete_journey import complete_journey_import, dataset_load
+    from loyalty.imports.management.commands.load_demo import demo_program_configure
 
     program = demo_program_configure()
     t = time.perf_counter()

@@ -1,6 +1,15 @@
 """Everything that writes the ledger. Import from the submodules' public names here."""
 
 from loyalty.ledger.services.accounts import account_lock, account_open, program_create, program_update, system_account
+from loyalty.ledger.services.bulk import (
+    Credit,
+    CreditResult,
+    NewPurchase,
+    PurchaseLineColumns,
+    accounts_open_many,
+    points_credit_many,
+    purchases_record_many,
+)
 from loyalty.ledger.services.jobs import expire_due_lots, expiring_notify, mature_pending_lots
 from loyalty.ledger.services.points import (
     points_adjust,
@@ -10,9 +19,15 @@ from loyalty.ledger.services.points import (
     points_refund,
     points_transfer,
 )
+from loyalty.ledger.services.programs import program_partner_add
 from loyalty.ledger.services.purchases import purchase_create, purchase_return_clawback
 
 __all__ = [
+    "Credit",
+    "CreditResult",
+    "NewPurchase",
+    "PurchaseLineColumns",
+    "accounts_open_many",
     "account_lock",
     "account_open",
     "expire_due_lots",
@@ -20,13 +35,16 @@ __all__ = [
     "mature_pending_lots",
     "points_adjust",
     "points_credit",
+    "points_credit_many",
     "points_debit",
     "points_redeem",
     "points_refund",
     "points_transfer",
     "program_create",
+    "program_partner_add",
     "program_update",
     "purchase_create",
+    "purchases_record_many",
     "purchase_return_clawback",
     "system_account",
 ]
