@@ -134,7 +134,9 @@ def accounts_open_many(
 
 @dataclass(frozen=True)
 class Credit:
-    """One credit for ``points_credit_many``: what ``points_credit`` takes, and when (``at``)."""
+    """One credit for ``points_credit_many``: what ``points_credit`` takes, and when (``at``).
+    ``expires_at``: when the lot expires, for balances carried over from another program;
+    by default the program's expiry policy decides, as for ``points_credit``."""
 
     account: Account
     points: int
@@ -145,6 +147,7 @@ class Credit:
     pending: bool = False
     partner: Partner | None = None
     explanation: list = field(default_factory=list)
+    expires_at: dt.datetime | None = None
 
 
 def _check_credits(credits: Sequence[Credit]) -> None:
@@ -277,7 +280,7 @@ def _credit(
                 now + dt.timedelta(days=program.pending_days) if credit.pending and program.pending_days else None
             )
             available_at = pending_until if pending_until is not None and pending_until > now else now
-            expires_at = policy.lot_expires_at(
+            expires_at = credit.expires_at or policy.lot_expires_at(
                 policy=program.expiry_policy, months=program.expiry_months, years=program.expiry_years, credited_at=now
             )
             if program.expiry_policy == ExpiryPolicy.INACTIVITY_MONTHS and pk in last_earn:
