@@ -72,7 +72,9 @@ def _parse(number: int, row: Mapping[str, str | None], today: dt.date) -> _Row:
         try:
             expires_on = dt.date.fromisoformat(expires_text)
         except ValueError:
-            raise ValidationFailed(f"expires_on '{expires_text}' is not a date (YYYY-MM-DD)", code="invalid_date") from None
+            raise ValidationFailed(
+                f"expires_on '{expires_text}' is not a date (YYYY-MM-DD)", code="invalid_date"
+            ) from None
         if expires_on < today:
             raise ValidationFailed(f"expires_on {expires_on} is in the past", code="invalid_date")
         expires_at = dt.datetime.combine(expires_on, EXPIRY_TIME, tzinfo=dt.UTC)
@@ -116,7 +118,9 @@ def opening_balances_import(
     for row in parsed:
         member = members.get(row.member_key)
         if member is None:
-            report.errors.append((row.number, f"no member with {row.member_key[0]} {row.member_key[1]} (unknown_member)"))
+            report.errors.append(
+                (row.number, f"no member with {row.member_key[0]} {row.member_key[1]} (unknown_member)")
+            )
             continue
         if member.status in (MemberStatus.CLOSED, MemberStatus.ERASED):
             report.errors.append((row.number, f"member {member.member_number} is {member.status} (member_inactive)"))
