@@ -50,7 +50,7 @@ def main() -> None:
                coupon_disc numeric(14,2), coupon_match_disc numeric(14,2), week int, transaction_timestamp timestamp)"""
         )
         t = time.perf_counter()
-        with cursor.cursor.copy("COPY bench_raw_line FROM STDIN") as copy:
+        with cursor.copy("COPY bench_raw_line FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         connection.commit() if not connection.get_autocommit() else None

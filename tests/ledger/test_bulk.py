@@ -160,3 +160,92 @@ def test_given_expiry_replaces_the_policy_for_carried_over_balances(program, t0)
     assert (fresh(account).available, fresh(account).earned) == (8, 0)  # an adjustment is not earned
     assert Entry.objects.get(transaction=lot.transaction, points=-8).account.kind == "adjustment"
     assert_ledger_invariants(program)
+
+
+def _columns(*lines: tuple[int, int, int]):
+    """Lines as (quantity, amount cents, discount cents), sku 1.., one category."""
+    import numpy as np
+
+    from loyalty.ledger.services import PurchaseLineColumns
+
+    return PurchaseLineColumns(
+        sku=np.arange(1, len(lines) + 1, dtype="int64"),
+        category=np.zeros(len(lines), dtype="int64"),
+        categories=["FOOD"],
+        quantity=np.array([q for q, _, _ in lines], dtype="int64"),
+        amount=np.array([a for _, a, _ in lines], dtype="int64"),
+        discount=np.array([d for _, _, d in lines], dtype="int64"),
+    )
+
+
+def test_purchases_in_bulk_store_eligible_amounts_and_credit_pending_points(t0):
+    from loyalty.ledger.models import Purchase
+    from loyalty.ledger.services import NewPurchase, purchases_record_many
+
+    program = make_program(pending_days=14)
+    account = make_account(program)
+    lines = _columns((2, 6000, 500), (1, 4000, 0), (1, 1000, 0))
+
+    ids = purchases_record_many(
+        program=program,
+        partner=None,
+        purchases=[
+            NewPurchase(account=account, external_id="b-1", occurred_at=t0, start=0, stop=2, points=95),
+            NewPurchase(account=account, external_id="b-2", occurred_at=t0, start=2, stop=3),
+        ],
+        lines=lines,
+    )
+
+    first, second = Purchase.objects.get(pk=ids[0]), Purchase.objects.get(pk=ids[1])
+    assert (str(first.eligible_amount), first.points_earned, first.lines.count()) == ("95.00", 95, 2)
+    assert (str(second.eligible_amount), second.points_earned) == ("10.00", 0)
+    assert (fresh(account).pending, fresh(account).earned) == (95, 95)
+    assert LedgerTransaction.objects.get(purchase=first).reason == "purchase b-1"
+    assert_ledger_invariants(program)
+
+
+def test_purchases_in_bulk_with_a_known_external_id_write_nothing(t0):
+    from loyalty.ledger.models import Purchase
+    from loyalty.ledger.services import NewPurchase, purchases_record_many
+
+    program = make_program()
+    account = make_account(program)
+    lines = _columns((1, 1000, 0), (1, 2000, 0))
+    purchases_record_many(
+        program=program,
+        partner=None,
+        purchases=[NewPurchase(account=account, external_id="b-1", occurred_at=t0, start=0, stop=1, points=10)],
+        lines=lines,
+    )
+
+    with pytest.raises(Conflict) as error:
+        purchases_record_many(
+            program=program,
+            partner=None,
+            purchases=[
+                NewPurchase(account=account, external_id="b-2", occurred_at=t0, start=1, stop=2, points=20),
+                NewPurchase(account=account, external_id="b-1", occurred_at=t0, start=0, stop=1, points=10),
+            ],
+            lines=lines,
+        )
+
+    assert error.value.code == "duplicate_external_id"
+    assert list(Purchase.objects.values_list("external_id", flat=True)) == ["b-1"]
+    assert fresh(account).available == 10
+
+
+def test_purchase_lines_in_bulk_follow_the_ledger_line_rule(t0):
+    from loyalty.ledger.services import NewPurchase, purchases_record_many
+
+    program = make_program()
+    account = make_account(program)
+
+    with pytest.raises(ValidationFailed) as error:
+        purchases_record_many(
+            program=program,
+            partner=None,
+            purchases=[NewPurchase(account=account, external_id="b-1", occurred_at=t0, start=0, stop=1)],
+            lines=_columns((1, 1000, 1500)),  # discount above the amount
+        )
+
+    assert error.value.code == "invalid_line"

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from dateutil.relativedelta import relativedelta
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Q
 
 from loyalty.core.errors import Conflict, ValidationFailed
@@ -77,7 +77,11 @@ def _copy(model: type[models.Model], attnames: Sequence[str], rows: Sequence[tup
     json_at = [i for i, f in enumerate(fields) if f.get_internal_type() == "JSONField"]
     table = connection.ops.quote_name(model._meta.db_table)
     names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+    with (
+        connection.wrap_database_errors,  # a constraint broken by COPY is Django's IntegrityError
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+    ):
         for row in rows:
             if json_at:
                 row = list(row)
@@ -336,20 +340,24 @@ def _credit(
         [tuple(lot) for lot in lots],
         ids=True,
     )
+    sources: dict[tuple[int, str, int | None], int] = {}  # the system account each credit is funded from
+
+    def source_of(credit: Credit, program: Program) -> int:
+        earning = credit.kind == TransactionKind.EARN
+        partner = credit.partner if earning else None
+        key = (program.pk, credit.kind, partner.pk if partner is not None else None)
+        if key not in sources:
+            kind = AccountKind.ISSUED if earning else AccountKind.ADJUSTMENT
+            sources[key] = system_account(program=program, kind=kind, partner=partner).pk
+        return sources[key]
+
     entries = []
     for (index, credit), tx_id, lot_index in zip(todo, tx_ids, lot_of, strict=True):
         result[index] = tx_id
-        program = programs[credit.account.pk]
-        if credit.kind == TransactionKind.EARN:
-            kind, source = (
-                EntryKind.EARN,
-                system_account(program=program, kind=AccountKind.ISSUED, partner=credit.partner),
-            )
-        else:
-            kind, source = EntryKind.ADJUST, system_account(program=program, kind=AccountKind.ADJUSTMENT)
+        kind = (EntryKind.EARN if credit.kind == TransactionKind.EARN else EntryKind.ADJUST).value
         lot_id = lot_ids[lot_index] if lot_index is not None else None
-        entries.append((tx_id, credit.account.pk, lot_id, kind.value, credit.points, credit.at))
-        entries.append((tx_id, source.pk, None, kind.value, -credit.points, credit.at))
+        entries.append((tx_id, credit.account.pk, lot_id, kind, credit.points, credit.at))
+        entries.append((tx_id, source_of(credit, programs[credit.account.pk]), None, kind, -credit.points, credit.at))
     _insert(Entry, ["transaction_id", "account_id", "lot_id", "kind", "points", "created_at"], entries, ids=False)
 
     updated = []
@@ -542,7 +550,8 @@ def purchases_record_many(
     """``purchase_create`` and, where a purchase earns, ``points_credit`` with it (pending, reason
     "purchase <external id>", from ``partner``'s issued account), for many purchases at once;
     the eligible amount (and total) of each is the sum of its lines' amount - discount. A purchase
-    whose (partner, external id) exists is ``duplicate_external_id``. Returns the purchases' ids
+    whose (partner, external id) exists is ``duplicate_external_id`` (the unique constraint
+    decides; nothing of the batch is written). Returns the purchases' ids
     in the given order. ``settled_at`` as for ``points_credit_many``."""
     if not purchases:
         return []
@@ -555,13 +564,7 @@ def purchases_record_many(
     rows = np.repeat(starts - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes) + np.arange(int(sizes.sum()))
     _check_lines(lines, rows)
     bases = lines.bases()
-    external = [p.external_id for p in purchases]
     with transaction.atomic():
-        if (
-            len(set(external)) != len(external)
-            or Purchase.objects.filter(partner=partner, external_id__in=external).exists()
-        ):
-            raise Conflict("A purchase with this external_id exists", code="duplicate_external_id")
         values = []
         for p in purchases:
             eligible = money_text(int(bases[p.stop] - bases[p.start]))
@@ -583,27 +586,30 @@ def purchases_record_many(
                     p.recorded_at or p.occurred_at,
                 )
             )
-        ids = _insert(
-            Purchase,
-            [
-                "program_id",
-                "member_id",
-                "partner_id",
-                "external_id",
-                "store_code",
-                "occurred_at",
-                "currency",
-                "total",
-                "tax",
-                "discount",
-                "eligible_amount",
-                "returned_amount",
-                "points_earned",
-                "created_at",
-            ],
-            values,
-            ids=True,
-        )
+        try:
+            ids = _insert(
+                Purchase,
+                [
+                    "program_id",
+                    "member_id",
+                    "partner_id",
+                    "external_id",
+                    "store_code",
+                    "occurred_at",
+                    "currency",
+                    "total",
+                    "tax",
+                    "discount",
+                    "eligible_amount",
+                    "returned_amount",
+                    "points_earned",
+                    "created_at",
+                ],
+                values,
+                ids=True,
+            )
+        except IntegrityError as exc:  # the unique (partner, external id) decides: no query per purchase
+            raise Conflict("A purchase with this external_id exists", code="duplicate_external_id") from exc
         _lines_insert(lines, rows, np.repeat(np.array(ids, dtype="int64"), sizes))
         earning = [(p, pid) for p, pid in zip(purchases, ids, strict=True) if p.points > 0]
         _credit(
