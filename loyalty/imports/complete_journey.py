@@ -439,7 +439,8 @@ def _plan_member(*, member: Member, account: Account, status: MemberTier | None,
     spend_sum: list[int] = [0]  # prefix sums over the baskets so far, for tier metrics (cents)
     points_sum: list[int] = [0]
     count_sum: list[int] = [0]
-    earliest_expiry: dt.datetime | None = None  # of the lots credited so far (the ledger dates them)
+    earliest_expiry: dt.datetime | None = None  # of the lots credited so far
+    first_earn = True
     inactivity = program.expiry_policy == ExpiryPolicy.INACTIVITY_MONTHS
     for index, basket in enumerate(baskets):
         now = basket.occurred_at
@@ -467,16 +468,17 @@ def _plan_member(*, member: Member, account: Account, status: MemberTier | None,
             awards={k: v for k, v in result.awards.items() if v},
         )
         plan.steps.append(step)
-        if result.points > 0:
-            # when the lot will expire (under ``inactivity_months`` every earn moves them all)
-            expires_at = policy.lot_expires_at(
+        if result.points > 0 and (inactivity or first_earn):
+            # when the first lot will expire (a later one never expires earlier; under
+            # ``inactivity_months`` every earn moves them all), as the ledger will date them
+            earliest_expiry = policy.lot_expires_at(
                 policy=program.expiry_policy,
                 months=program.expiry_months,
                 years=program.expiry_years,
                 credited_at=now,
             )
-            if inactivity or expires_at is not None and (earliest_expiry is None or expires_at < earliest_expiry):
-                earliest_expiry = expires_at
+            first_earn = False
+        if result.points > 0:
             awards.extend((rule_id, now, points) for rule_id, points in step.awards.items())
         if pt.rules:  # tier_upgrade_check after each basket: only ever up
             times.append(now)
