@@ -24,8 +24,8 @@ def main() -> None:
 
     from django.db import connection
 
-    from loyalty.activity.management.commands.load_demo import demo_program_configure
-    from loyalty.activity.services.importing import complete_journey_import, dataset_load
+    from loyalty.imports.complete_journey import complete_journey_import, dataset_load
+    from loyalty.imports.management.commands.load_demo import demo_program_configure
 
     program = demo_program_configure()
     t = time.perf_counter()
@@ -37,7 +37,7 @@ def main() -> None:
 
     import pandas as pd
 
-    from loyalty.activity.services.importing import package_data_dir
+    from loyalty.imports.complete_journey import package_data_dir
 
     frame = pd.read_parquet(package_data_dir() / "transactions.parquet")
     if args.households is not None:
@@ -50,7 +50,7 @@ def main() -> None:
                coupon_disc numeric(14,2), coupon_match_disc numeric(14,2), week int, transaction_timestamp timestamp)"""
         )
         t = time.perf_counter()
-        with cursor.cursor.copy("COPY bench_raw_line FROM STDIN") as copy:
+        with cursor.copy("COPY bench_raw_line FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         connection.commit() if not connection.get_autocommit() else None

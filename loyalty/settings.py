@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "loyalty.ledger",
     "loyalty.tiers",
     "loyalty.activity",
+    "loyalty.imports",
     "loyalty.api",
     "segments",
 ]

@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from import_export.admin import ImportExportModelAdmin
 
+from loyalty.activity.services import enrollment_record
 from loyalty.core.admin_actions import action_with_reason
 from loyalty.core.errors import ApplicationError
 from members import services
@@ -114,7 +115,8 @@ class MemberAdmin(ImportExportModelAdmin):
                 saved = services.member_update(member=obj, actor=request.user, reason="admin edit", **values)
             else:
                 demographics = {f: values.pop(f) for f in services.DEMOGRAPHIC_FIELDS if f in values}
-                saved = services.member_enroll(
+                # the enrollment workflow: member, points account, base tier, ``member.enrolled``
+                saved = enrollment_record(
                     source=EnrollmentSource.STAFF, actor=request.user, demographics=demographics, **values
                 )
         except ApplicationError as exc:

@@ -1,12 +1,14 @@
-"""CSV import/export of members (django-import-export). Every imported row goes through
-``member_enroll`` / ``member_update``; a bad row is reported with its number and reason and
-the whole file is rolled back."""
+"""CSV import/export of members (django-import-export). A new row is enrolled through the
+enrollment workflow (``enrollment_record``: member, points account, base tier, ``member.enrolled``),
+a known one updated through ``member_update``; a bad row is reported with its number and reason
+and the whole file is rolled back."""
 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from import_export import fields, resources
 
+from loyalty.activity.services import enrollment_record
 from loyalty.core.errors import ApplicationError
 from members import services
 from members.models import EnrollmentSource, Member
@@ -38,7 +40,7 @@ class MemberResource(resources.ModelResource):
             instance.external_id = None
 
     def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
-        # A new row has no number/referral code/enrollment yet: member_enroll assigns them.
+        # A new row has no number/referral code/enrollment yet: the enrollment assigns them.
         errors = dict(import_validation_errors or {})
         exclude = set(errors) | {"member_number", "referral_code", "enrolled_at", "enrollment_source"}
         try:
@@ -56,7 +58,7 @@ class MemberResource(resources.ModelResource):
             if is_create:
                 demographics = {f: values.pop(f) for f in services.DEMOGRAPHIC_FIELDS}
                 demographics = {k: v for k, v in demographics.items() if v not in (None, "")}
-                member = services.member_enroll(
+                member = enrollment_record(
                     source=EnrollmentSource.IMPORT, demographics=demographics, actor=actor, **values
                 )
                 instance.pk = member.pk

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -13,7 +16,15 @@ from django.db import transaction
 from loyalty.core import clock
 from loyalty.core.config import config_cached
 from loyalty.core.errors import NotFound, ValidationFailed
-from loyalty.partners.models import WEBHOOK_EVENT_TYPES, OutboxEvent, Partner, PartnerAPIKey, WebhookEndpoint
+from loyalty.partners.models import (
+    WEBHOOK_EVENT_TYPES,
+    LinkVia,
+    OutboxEvent,
+    Partner,
+    PartnerAPIKey,
+    PartnerMember,
+    WebhookEndpoint,
+)
 from loyalty.partners.webhooks import webhook_url_check
 
 if TYPE_CHECKING:
@@ -44,6 +55,56 @@ def outbox_record(*, event_type: str, member: Member | None, payload: dict[str, 
     if wanted:
         transaction.on_commit(lambda: _dispatch_later(event.pk))
     return event
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """One event for ``outbox_record_many``: what ``outbox_record`` takes, and when it happened."""
+
+    event_type: str
+    member_id: int | None
+    at: dt.datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def outbox_record_many(*, events: Sequence[NewEvent]) -> int:
+    """Write many event rows at once, in the caller's transaction, as ``outbox_record`` writes each
+    (payload made JSON-safe; published at once when no endpoint takes the type). No task per
+    event: the webhook sweep (``webhooks_sweep``) delivers them. Returns how many were written."""
+    if any(not e.event_type or "." not in e.event_type for e in events):
+        raise ValidationFailed("event_type must look like 'subject.verb'", code="invalid_event_type")
+    wanted = webhook_event_types_wanted()
+    OutboxEvent.objects.bulk_create(
+        [
+            OutboxEvent(
+                event_type=e.event_type,
+                member_id=e.member_id,
+                payload=_jsonable(e.payload),
+                created_at=e.at,
+                published_at=None if e.event_type in wanted else e.at,
+            )
+            for e in events
+        ],
+        batch_size=2000,
+    )
+    return len(events)
+
+
+def partner_members_link_many(
+    *, partner: Partner, member_ids: Sequence[int], linked_at: Sequence[dt.datetime], via: str = LinkVia.CARD
+) -> None:
+    """Link many members to ``partner`` (``linked_at``: per member), each as the one-by-one link
+    does: an existing link is kept as it is."""
+    if len(member_ids) != len(linked_at):
+        raise ValueError("one linked_at per member")
+    PartnerMember.objects.bulk_create(
+        [
+            PartnerMember(partner=partner, member_id=m, via=via, linked_at=at)
+            for m, at in zip(member_ids, linked_at, strict=True)
+        ],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
 
 
 def webhook_event_types_wanted() -> frozenset[str]:
@@ -100,3 +161,12 @@ def partner_key_create(*, partner_name: str, scopes: list[str], expires_in=None)
             partner=partner, name=f"{name[:40]} key", scopes=sorted(set(scopes)), expiry_date=expiry
         )
     return partner, created, raw
+
+
+def partner_ensure(*, name: str) -> Partner:
+    """The partner of this name, created if missing (no API key: see ``partner_key_create``)."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("A partner name is required", code="partner_name_required")
+    partner, _ = Partner.objects.get_or_create(name=name)
+    return partner

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from loyalty.activity.services.importing import dataset_load
+from loyalty.imports.complete_journey import dataset_load
 
 DATA = Path(__file__).parent / "data"
 

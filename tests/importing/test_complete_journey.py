@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import transaction
 
 from loyalty.activity.models import CampaignTarget, CouponRedemption, EarningRule, ImportedCampaign, RuleAward
-from loyalty.activity.services.importing import complete_journey_import, dataset_load
+from loyalty.imports.complete_journey import complete_journey_import, dataset_load
 from loyalty.ledger.models import Account, AccountKind, Entry, LedgerTransaction, Lot, Purchase, PurchaseLine
 from loyalty.ledger.services import program_create
 from loyalty.partners.models import OutboxEvent, Partner, PartnerMember
@@ -141,7 +141,7 @@ def test_interrupted_import_is_completed_without_duplicates(plain, cj_dataset):
     part = dataset_load(data_dir=DATA, keep_dates=True, households=3)
     complete_journey_import(dataset=part, program=plain, batch_members=2)
     half = cj_dataset.households[3]
-    from loyalty.activity.services.importing import Dataset
+    from loyalty.imports.complete_journey import Dataset
 
     complete_journey_import(
         dataset=Dataset(

@@ -9,8 +9,8 @@ from decimal import Decimal
 import numpy as np
 
 from loyalty.activity.models import EarningRule
-from loyalty.activity.services.importing import LineTable, rule_lines
 from loyalty.activity.services.purchases import earn_evaluate
+from loyalty.imports.complete_journey import LineTable, rule_lines
 from loyalty.ledger.models import Program
 from loyalty.partners.models import Partner
 from loyalty.tiers.models import Tier

@@ -1,5 +1,6 @@
 """Everything that writes tiers. Import from the submodules' public names here."""
 
+from loyalty.tiers.services.bulk import TierUpgrade, tier_statuses_open_many, tier_upgrades_record
 from loyalty.tiers.services.evaluation import tiers_evaluate
 from loyalty.tiers.services.rules import tier_create, tier_policy_set, tier_rules_record, tier_save, tier_snapshot
 from loyalty.tiers.services.status import (
@@ -11,6 +12,7 @@ from loyalty.tiers.services.status import (
 )
 
 __all__ = [
+    "TierUpgrade",
     "tier_create",
     "tier_manual_end",
     "tier_manual_set",
@@ -20,6 +22,8 @@ __all__ = [
     "tier_save",
     "tier_snapshot",
     "tier_status_ensure",
+    "tier_statuses_open_many",
     "tier_upgrade_check",
+    "tier_upgrades_record",
     "tiers_evaluate",
 ]

