@@ -408,15 +408,19 @@ class EmptySerializer(serializers.Serializer):
         operation_id="redemptions_cancel",
         request=None,
         parameters=[IDEMPOTENCY_HEADER],
-        responses={200: s.RedemptionOutSerializer, **errors(*COMMON_ERRORS, 404)},
+        responses={
+            201: OpenApiResponse(s.RedemptionOutSerializer, description="Cancelled by this request"),
+            200: OpenApiResponse(s.RedemptionOutSerializer, description="Already cancelled (a repeat)"),
+            **errors(*COMMON_ERRORS, 404),
+        },
     )
 )
 class RedemptionCancelView(WriteView):
     in_serializer = EmptySerializer
 
     def handle(self, request, data, pk: int):
-        redemption = activity.redemption_cancel(partner=_partner(request), redemption_id=pk)
-        return status.HTTP_200_OK, _redemption_body(redemption)
+        redemption, cancelled = activity.redemption_cancel(partner=_partner(request), redemption_id=pk)
+        return (status.HTTP_201_CREATED if cancelled else status.HTTP_200_OK), _redemption_body(redemption)
 
 
 @extend_schema_view(

@@ -325,6 +325,17 @@ def purchase_record(
     return outcome
 
 
+def _same_return(existing: Return, purchase: Purchase, amount: Any | None, lines: list[dict] | None) -> bool:
+    return existing.purchase_id == purchase.pk and (
+        (amount is not None and Decimal(str(amount)).quantize(Decimal("0.01")) == existing.amount)
+        or bool(
+            lines
+            and sorted((str(i.get("sku")), Decimal(str(i.get("quantity", 0)))) for i in lines)
+            == sorted((i["sku"], Decimal(i["quantity"])) for i in existing.lines)
+        )
+    )
+
+
 def return_record(
     *,
     partner: Any | None,
@@ -335,7 +346,8 @@ def return_record(
     occurred_at: dt.datetime | None = None,
 ) -> tuple[Return, bool]:
     """Record a return of a partner's purchase and reverse its points per the return policy.
-    Returns (return, created)."""
+    Returns (return, created). "New or repeat" is decided under the member's account lock, so of
+    concurrent copies of one return exactly one claws back, records the event and is ``created``."""
     purchase = (
         Purchase.objects.filter(partner=partner, external_id=purchase_external_id)
         .select_related("member", "program")
@@ -343,20 +355,13 @@ def return_record(
     )
     if purchase is None:
         raise NotFound("No purchase with this external_id", code="purchase_not_found")
-    existing = Return.objects.filter(partner=partner, external_id=external_id).first()
-    if existing is not None:
-        same = existing.purchase_id == purchase.pk and (
-            (amount is not None and Decimal(str(amount)).quantize(Decimal("0.01")) == existing.amount)
-            or (
-                lines
-                and sorted((str(i.get("sku")), Decimal(str(i.get("quantity", 0)))) for i in lines)
-                == sorted((i["sku"], Decimal(i["quantity"])) for i in existing.lines)
-            )
-        )
-        if not same:
-            raise Conflict("A different return with this external_id exists", code="duplicate_external_id")
-        return existing, False
     with transaction.atomic():
+        ledger.account_lock(account=ledger.account_open(member=purchase.member, program=purchase.program))
+        existing = Return.objects.filter(partner=partner, external_id=external_id).first()
+        if existing is not None:
+            if not _same_return(existing, purchase, amount, lines):
+                raise Conflict("A different return with this external_id exists", code="duplicate_external_id")
+            return existing, False
         ret = ledger.purchase_return_clawback(
             purchase=purchase,
             external_id=external_id,
