@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from django_filters import rest_framework as filters
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import pagination, serializers, status
 from rest_framework.generics import ListAPIView
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -40,8 +42,12 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
-    description="Repeat-safe key: the first response is stored 24 h and returned again for the same body.",
+    description=(
+        "Repeat-safe key: the first response is stored 48 h and returned again, byte for byte and with "
+        "`Idempotent-Replayed: true`, for the same body; a request that died leaves the key free for its retry."
+    ),
 )
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -96,13 +102,23 @@ class WriteView(APIView):
                 return application_problem(exc)
 
         key = request.headers.get("Idempotency-Key")
-        if key is not None:
-            status_code, body = idempotent(
-                scope=f"partner:{_partner(request).pk}", key=key, endpoint=request.path, body=request.data, run=run
-            )
-        else:
+        if key is None:
             status_code, body = run()
-        return Response(body, status=status_code, content_type=PROBLEM if status_code >= 400 else None)
+            return Response(body, status=status_code, content_type=PROBLEM if status_code >= 400 else None)
+
+        def run_rendered() -> tuple[int, bytes]:
+            status_code, body = run()
+            return status_code, JSONRenderer().render(body)
+
+        answer = idempotent(
+            scope=f"partner:{_partner(request).pk}", key=key, endpoint=request.path, body=request.data, run=run_rendered
+        )
+        response = HttpResponse(
+            answer.content, status=answer.status, content_type=PROBLEM if answer.status >= 400 else "application/json"
+        )
+        if answer.replayed:
+            response[REPLAYED_HEADER] = "true"
+        return response
 
 
 def _member_body(member: Member) -> dict:

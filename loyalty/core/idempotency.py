@@ -1,44 +1,62 @@
 """Idempotency-Key handling with Stripe's semantics, for any interface that needs it.
 
-``idempotent(scope, key, endpoint, body, run)``: the first call runs ``run()`` and stores its
-(status, body); a repeat with the same body returns the stored answer without running; the
-same key with another body or endpoint is ``idempotency_key_reused`` (422); a repeat while the
-first is still running waits briefly, then gets ``idempotency_in_progress`` (409)."""
+``idempotent(scope=, key=, endpoint=, body=, run=)``: the first call runs ``run()`` and stores
+its (status, rendered bytes); a repeat with the same body returns the stored answer byte for byte
+without running (``replayed``); the same key with another body or endpoint is
+``idempotency_key_reused`` (422).
+
+The claim and the work are one database transaction: the ``running`` row is inserted first
+(``INSERT ... ON CONFLICT DO NOTHING``), then ``run()`` does its work, then the answer is stored,
+and all of it commits together. So:
+
+- a request that dies (worker killed, connection lost) leaves no claim behind: the database rolls
+  its transaction back, and the retry with the same key runs at once (and only once);
+- a concurrent copy of a running request waits on the key's unique index (PostgreSQL) until the
+  first commits, then replays its answer; it never runs the work a second time.
+
+A ``running`` row that is committed (written by an older version that claimed in a transaction of
+its own) is a lease of ``LEASE``: younger, the key is ``idempotency_in_progress`` (409); older,
+its owner is taken for dead and the key is claimed afresh.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import json
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, ValidationFailed
 from loyalty.core.models import IdempotencyRecord
 
 KEEP_FOR = dt.timedelta(hours=48)
-WAIT_SECONDS = 5.0
+LEASE = dt.timedelta(seconds=60)
+_ATTEMPTS = 3  # claim, then at most twice more after clearing an expired record
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What to send: the status and the exact bytes of the body; ``replayed`` when it is the
+    stored answer of an earlier request (``Idempotent-Replayed: true``)."""
+
+    status: int
+    content: bytes
+    replayed: bool
 
 
 def request_hash(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _stored(record: IdempotencyRecord, endpoint: str, digest: str) -> tuple[int, Any] | None:
-    if record.endpoint != endpoint or record.request_hash != digest:
-        raise ValidationFailed("This Idempotency-Key was used with another request", code="idempotency_key_reused")
-    if record.state == IdempotencyRecord.DONE:
-        return record.status_code, record.response_body
-    return None
-
-
 def _claim(*, scope: str, key: str, endpoint: str, digest: str, now: dt.datetime) -> int | None:
     """Write the ``running`` record; its id, or None when the scope already holds the key.
-    One ``INSERT ... ON CONFLICT DO NOTHING`` (PostgreSQL, SQLite): no savepoint, no error to catch."""
+    One ``INSERT ... ON CONFLICT DO NOTHING`` (PostgreSQL, SQLite): no savepoint, no error to catch.
+    On PostgreSQL it waits while another open transaction inserted the same key."""
     quote = connection.ops.quote_name
     columns = ", ".join(quote(c) for c in ("scope", "key", "endpoint", "request_hash", "state", "created_at"))
     with connection.cursor() as cursor:
@@ -51,37 +69,44 @@ def _claim(*, scope: str, key: str, endpoint: str, digest: str, now: dt.datetime
     return row[0] if row is not None else None
 
 
-def idempotent(
-    *, scope: str, key: str, endpoint: str, body: Any, run: Callable[[], tuple[int, Any]]
-) -> tuple[int, Any]:
+def _replay(*, scope: str, key: str, endpoint: str, digest: str, now: dt.datetime) -> Answer | None:
+    """The stored answer for the key; None when there is none (any more) and the key may be
+    claimed: no record, an expired one, or a ``running`` one whose lease ran out (both cleared)."""
+    record = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
+    if record is None:
+        return None
+    abandoned = record.state == IdempotencyRecord.RUNNING and record.created_at < now - LEASE
+    if record.created_at < now - KEEP_FOR or abandoned:
+        IdempotencyRecord.objects.filter(pk=record.pk, created_at=record.created_at, state=record.state).delete()
+        return None
+    if record.endpoint != endpoint or record.request_hash != digest:
+        raise ValidationFailed("This Idempotency-Key was used with another request", code="idempotency_key_reused")
+    if record.state != IdempotencyRecord.DONE:
+        raise Conflict("A request with this Idempotency-Key is still running", code="idempotency_in_progress")
+    return Answer(status=record.status_code, content=bytes(record.response_content or b""), replayed=True)
+
+
+def idempotent(*, scope: str, key: str, endpoint: str, body: Any, run: Callable[[], tuple[int, bytes]]) -> Answer:
+    """Run ``run()`` (returning status and rendered body) once per (scope, key); see the module."""
     if not key or len(key) > 255:
         raise ValidationFailed("Idempotency-Key must be 1-255 characters", code="invalid_idempotency_key")
     digest = request_hash(body)
     now = clock.now()
-    deadline = time.monotonic() + WAIT_SECONDS
-    while (record_id := _claim(scope=scope, key=key, endpoint=endpoint, digest=digest, now=now)) is None:
-        record = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
-        if record is None:
-            continue  # the first request failed and gave the key up: this one runs
-        if record.created_at < now - KEEP_FOR:
-            # Expired: forget it and claim the key afresh (expired records go only when reused).
-            IdempotencyRecord.objects.filter(pk=record.pk, created_at=record.created_at).delete()
-            continue
-        answer = _stored(record, endpoint, digest)
-        if answer is not None:
-            return answer
-        if time.monotonic() > deadline:
+    with transaction.atomic():
+        for _attempt in range(_ATTEMPTS):
+            record_id = _claim(scope=scope, key=key, endpoint=endpoint, digest=digest, now=now)
+            if record_id is not None:
+                break
+            answer = _replay(scope=scope, key=key, endpoint=endpoint, digest=digest, now=now)
+            if answer is not None:
+                return answer
+        else:
             raise Conflict("A request with this Idempotency-Key is still running", code="idempotency_in_progress")
-        time.sleep(0.05)
-    try:
-        status, response = run()
-    except BaseException:
-        IdempotencyRecord.objects.filter(pk=record_id).delete()
-        raise
-    if status >= 500:
-        IdempotencyRecord.objects.filter(pk=record_id).delete()
-    else:
-        IdempotencyRecord.objects.filter(pk=record_id).update(
-            state=IdempotencyRecord.DONE, status_code=status, response_body=response
-        )
-    return status, response
+        status, content = run()
+        if status >= 500:
+            IdempotencyRecord.objects.filter(pk=record_id).delete()  # a server failure is not the answer
+        else:
+            IdempotencyRecord.objects.filter(pk=record_id).update(
+                state=IdempotencyRecord.DONE, status_code=status, response_content=content
+            )
+    return Answer(status=status, content=content, replayed=False)
