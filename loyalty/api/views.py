@@ -296,8 +296,8 @@ class EntriesView(ListAPIView):
                     "external_id": "till-7-000123",
                     "occurred_at": "2026-11-20T10:15:00Z",
                     "currency": "USD",
-                    "total": "54.20",
-                    "tax": "4.20",
+                    "total": "25.00",
+                    "tax": "2.08",
                     "discount": "0.00",
                     "store": "S-001",
                     "lines": [
@@ -331,6 +331,7 @@ class PurchasesView(WriteView):
             tax=data["tax"],
             discount=data["discount"],
             store=data["store"],
+            check_window=True,
         )
         body = {
             "purchase_id": outcome.purchase.pk,

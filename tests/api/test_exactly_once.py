@@ -10,7 +10,7 @@ from django.test import Client
 from loyalty.ledger.models import LedgerTransaction, Redemption, Return, TransactionKind
 from loyalty.partners.models import OutboxEvent
 from loyalty.partners.services import partner_key_create
-from tests.api.conftest import purchase_body
+from tests.api.conftest import just_now, purchase_body
 from tests.concurrency import run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -28,15 +28,9 @@ def shop():
     """A partner, a member enrolled with it and a purchase of 100 points (spendable at once)."""
     partner, _, raw = partner_key_create(partner_name="Busy shop", scopes=["read", "write"])
     member_number = _post(raw, "/api/v1/members/", {"email": "once@example.com"}).json()["member_number"]
-    bought = _post(raw, "/api/v1/purchases/", purchase_body(member_number, occurred_at=_recent()))
+    bought = _post(raw, "/api/v1/purchases/", purchase_body(member_number, occurred_at=just_now()))
     assert bought.status_code == 201, bought.content
     return partner, raw, member_number
-
-
-def _recent() -> str:
-    from loyalty.core import clock
-
-    return clock.now().replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _one_201_and_same_bodies(responses) -> dict:

@@ -15,7 +15,7 @@ from loyalty.core.idempotency import request_hash
 from loyalty.core.models import IdempotencyRecord
 from loyalty.ledger.models import Entry, Purchase
 from loyalty.partners.services import partner_key_create
-from tests.api.conftest import purchase_body
+from tests.api.conftest import just_now, purchase_body
 from tests.api.test_api import problem
 from tests.concurrency import run_together
 
@@ -45,7 +45,7 @@ def test_replay_is_the_first_answer_byte_for_byte_and_says_it_is_a_replay(api, e
 def test_same_key_with_a_changed_body_is_idempotency_key_reused(api, enrolled):
     headers = {"HTTP_IDEMPOTENCY_KEY": "k-2"}
     api.post("/api/v1/purchases/", purchase_body(enrolled), format="json", **headers)
-    changed = purchase_body(enrolled, amount="99.00")
+    changed = purchase_body(enrolled, store="S2")
     problem(api.post("/api/v1/purchases/", changed, format="json", **headers), 422, "idempotency_key_reused")
 
 
@@ -95,7 +95,7 @@ def _post(raw_key, path, body, **headers):
 def test_a_request_whose_connection_is_killed_mid_work_leaves_the_key_free_for_its_retry(monkeypatch):
     _partner, _, raw = partner_key_create(partner_name="Dies", scopes=["read", "write"])
     member_number = _post(raw, "/api/v1/members/", {"email": "dies@example.com"}).json()["member_number"]
-    body = purchase_body(member_number, occurred_at=clock.now().isoformat())
+    body = purchase_body(member_number, occurred_at=just_now())
     working, killed, backend = threading.Event(), threading.Event(), []
     real_purchase_record = activity.purchase_record
 

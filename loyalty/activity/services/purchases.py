@@ -226,11 +226,16 @@ def purchase_record(
     tax: Any = 0,
     discount: Any = 0,
     store: str = "",
+    check_window: bool = False,
 ) -> PurchaseOutcome:
     """Store a purchase, link member and partner, evaluate earning rules, credit (pending for the
     program's return window), ask tiers for an upgrade and record ``points.earned``.
     The same external_id with the same content returns the first outcome (``created`` False);
-    with other content it is ``duplicate_external_id``."""
+    with other content it is ``duplicate_external_id``. A purchase that would earn more than the
+    program's ``max_points_per_transaction`` is refused whole (``points_cap_exceeded``), nothing
+    stored. ``check_window``: a purchase reported as it happens (the partner API) must not
+    precede the program's start (``occurred_at_before_program_start``); importers replaying
+    history leave it off."""
     if not lines:
         raise ValidationFailed(
             "A purchase needs at least one line", code="lines_required", fields={"lines": ["Required."]}
@@ -247,6 +252,12 @@ def purchase_record(
         if partner
         else (Program.objects.get(name=program_name) if program_name else ledger_selectors.program_default())
     )
+    if check_window and occurred_at < program.created_at:
+        raise ValidationFailed(
+            "occurred_at is before the program started",
+            code="occurred_at_before_program_start",
+            fields={"occurred_at": [f"Not before {program.created_at.isoformat()}."]},
+        )
     if currency and currency.upper() != program.currency:
         raise ValidationFailed(
             f"This program takes {program.currency}",
@@ -282,6 +293,14 @@ def purchase_record(
             raise Conflict("A different purchase with this external_id exists", code="duplicate_external_id") from None
         tiers = program_tiers(program=program)  # read once: the earn multiplier, then the upgrade check
         result = earn_for(program=program, partner=partner, member=member, lines=lines, now=now, tiers=tiers)
+        cap = program.max_points_per_transaction
+        if cap is not None and result.points > cap:
+            # raised inside the block: the purchase just stored is rolled back with it
+            raise ValidationFailed(
+                f"This purchase would earn {result.points} points; the program allows at most {cap} per purchase",
+                code="points_cap_exceeded",
+                extra={"points": result.points, "max_points_per_transaction": cap},
+            )
         outcome = PurchaseOutcome(purchase=purchase, created=True, points=0, pending_until=None)
         if result.points > 0:
             # ``account`` was locked and settled above in this block: points_credit uses it as is.
