@@ -57,13 +57,14 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
         403: "Key lacks the scope",
         404: "Not found (or not linked to this partner)",
         409: "Conflict (duplicate_external_id, insufficient_points, idempotency_in_progress)",
+        413: "Body over the size limit (request_too_large)",
         422: "Rule violation (e.g. return_exceeds_purchase, idempotency_key_reused)",
         429: "Throttled; see Retry-After",
     }
     return {code: OpenApiResponse(s.ProblemSerializer, description=titles[code]) for code in codes}
 
 
-COMMON_ERRORS = (400, 401, 403, 429)
+COMMON_ERRORS = (400, 401, 403, 413, 429)
 
 
 def _partner(request):
