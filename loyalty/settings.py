@@ -111,7 +111,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Hostile input (loyalty/api): a body over this many bytes is 413 problem+json (1,000 purchase
 # lines take about 150 KB); JSON nested deeper than API_JSON_MAX_DEPTH is 400 json_too_deep.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)  # Django's default
 API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=20)
 # occurred_at sent to the API lies within [now - PURCHASE_MAX_AGE_DAYS, now + skew] (and, for a
 # purchase, not before its program started).

@@ -14,6 +14,14 @@ from loyalty.api.errors import PROBLEM, problem
 
 logger = logging.getLogger("loyalty.api")
 API_PREFIX = "/api/"
+_FALLBACK = {
+    400: ("bad_request", "Bad request", "The request was refused"),
+    403: ("permission_denied", "Forbidden", "The request was refused"),
+    404: ("not_found", "Not found", "No such API endpoint"),
+    405: ("method_not_allowed", "Method not allowed", "This endpoint does not take this method"),
+    413: ("request_too_large", "Request too large", "Request body too large"),
+    500: ("server_error", "Server error", "The server failed to handle the request"),
+}
 
 
 def _problem_response(status_code: int, code: str, title: str, detail: str) -> HttpResponse:
@@ -41,8 +49,13 @@ class ApiProblemMiddleware:
         if limit is not None and length > limit:
             return _too_large()  # refused before a byte of the body is read
         response = self.get_response(request)
-        if response.status_code == 404 and not response.get("Content-Type", "").startswith(PROBLEM):
-            return _problem_response(404, "not_found", "Not found", "No such API endpoint")
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith(PROBLEM):
+            # an answer Django made itself (unknown URL, an error page of a handler): the same
+            # status, as a problem; its HTML is not for partners
+            code, title, detail = _FALLBACK.get(
+                response.status_code, _FALLBACK[500 if response.status_code >= 500 else 400]
+            )
+            return _problem_response(response.status_code, code, title, detail)
         return response
 
     def process_exception(self, request, exception):

@@ -89,6 +89,16 @@ def test_an_unhandled_error_under_api_is_500_problem_json(api, enrolled, monkeyp
     assert "boom" not in response.content.decode()
 
 
+def test_an_error_page_django_makes_under_api_is_problem_json_with_its_status(api):
+    """A host not allowed is refused by Django's middleware with an HTML 400: partners get a problem."""
+    problem(api.get("/api/v1/members/?email=a@b.c", HTTP_HOST="evil.example"), 400, "bad_request")
+
+
+def test_pages_outside_api_keep_their_html_errors(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404 and not response["Content-Type"].startswith("application/problem+json")
+
+
 # Sizes
 
 
