@@ -72,3 +72,19 @@ def test_same_cancel_from_20_connections_refunds_once_with_one_event_and_one_201
     assert LedgerTransaction.objects.filter(kind=TransactionKind.REFUND, redemption_id=rid).count() == 1
     assert OutboxEvent.objects.filter(event_type="points.reversed").count() == 1
     assert _post(raw, f"/api/v1/redemptions/{rid}/cancel/", {}).status_code == 200
+
+
+def test_same_event_from_20_connections_awards_once_with_one_event_and_one_201(shop):
+    from loyalty.activity.models import EventRule, EventType, MemberEvent
+    from loyalty.ledger.selectors import program_default
+
+    _partner, raw, member_number = shop
+    EventRule.objects.create(
+        program=program_default(), event_type=EventType.objects.get(code="review_written"), points=15
+    )
+    body = {"member_number": member_number, "event_type": "review_written", "external_id": "ev-1"}
+    responses = run_together(THREADS, lambda i: _post(raw, "/api/v1/events/", body))
+    answer = _one_201_and_same_bodies(responses)
+    assert answer["points"] == 15
+    assert MemberEvent.objects.filter(external_id="ev-1").count() == 1
+    assert OutboxEvent.objects.filter(event_type="points.earned", payload__event_type="review_written").count() == 1
