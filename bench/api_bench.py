@@ -39,7 +39,7 @@ request = function()
   local ext = thread_id .. "-" .. counter
   local body
   if "%(mode)s" == "purchase" then
-    body = '{"member_number":"' .. members[i] .. '","external_id":"' .. ext .. '","occurred_at":"2020-01-01T10:00:00Z",' ..
+    body = '{"member_number":"' .. members[i] .. '","external_id":"' .. ext .. '","occurred_at":"' .. os.date("!%%Y-%%m-%%dT%%H:%%M:%%SZ") .. '",' ..
       '"total":"42.50","store":"S1","lines":[{"sku":"A1","category":"food","quantity":"2","amount":"30.00"},' ..
       '{"sku":"B2","category":"drinks","quantity":"1","amount":"12.50"}]}'
   else

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "loyalty.api.middleware.ApiProblemMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -103,7 +104,20 @@ elif env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         server_side_binding=True, prepare_threshold=env.int("DATABASE_PREPARE_THRESHOLD", default=5)
     )
 
+# Persistent connections are checked before reuse at the start of each request, so a backend
+# killed between requests (restart, failover, idle timeout) costs a reconnect, not a 500.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Hostile input (loyalty/api): a body over this many bytes is 413 problem+json (1,000 purchase
+# lines take about 150 KB); JSON nested deeper than API_JSON_MAX_DEPTH is 400 json_too_deep.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)  # Django's default
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=20)
+# occurred_at sent to the API lies within [now - PURCHASE_MAX_AGE_DAYS, now + skew] (and, for a
+# purchase, not before its program started).
+PURCHASE_MAX_AGE_DAYS = env.int("PURCHASE_MAX_AGE_DAYS", default=90)
+PURCHASE_MAX_CLOCK_SKEW_SECONDS = env.int("PURCHASE_MAX_CLOCK_SKEW_SECONDS", default=300)
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
@@ -178,7 +192,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["loyalty.api.auth.PerKeyThrottle"],
     "DEFAULT_THROTTLE_RATES": {"partner": env.str("API_THROTTLE_RATE", default="6000/min")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["loyalty.api.parsers.DepthLimitedJSONParser"],
     "EXCEPTION_HANDLER": "loyalty.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }

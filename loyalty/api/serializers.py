@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
+from django.conf import settings
+from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from loyalty.core import clock
+from loyalty.core.errors import ValidationFailed
 from loyalty.partners.models import WEBHOOK_EVENT_TYPES
 from members.models import ConsentChannel, ConsentPurpose
 
+# Money fits its columns (DecimalField(max_digits=14, decimal_places=2)) with room for the sum
+# of 1,000 lines: at most 9,999,999,999.99 each.
 MONEY = {"max_digits": 12, "decimal_places": 2, "min_value": Decimal("0")}
+MAX_LINES = 1000
+MAX_CONSENTS = 50
+
+
+class OccurredAtField(serializers.DateTimeField):
+    """When something happened: an ISO 8601 time with its zone (``Z`` or ``+02:00``; a naive
+    time is 422 ``occurred_at_without_time_zone``), not older than ``PURCHASE_MAX_AGE_DAYS``
+    (``occurred_at_too_old``) nor later than now plus ``PURCHASE_MAX_CLOCK_SKEW_SECONDS``
+    (``occurred_at_in_future``)."""
+
+    def _refuse(self, code: str, message: str) -> ValidationFailed:
+        return ValidationFailed(message, code=code, fields={self.field_name: [message]})
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:
+                parsed = None  # DRF reports the bad format below
+            if parsed is not None and parsed.tzinfo is None:
+                raise self._refuse("occurred_at_without_time_zone", "Give the time zone (e.g. Z or +02:00)")
+        when = super().to_internal_value(value)
+        now = clock.now()
+        if when < now - dt.timedelta(days=settings.PURCHASE_MAX_AGE_DAYS):
+            raise self._refuse("occurred_at_too_old", f"Must be within the last {settings.PURCHASE_MAX_AGE_DAYS} days")
+        if when > now + dt.timedelta(seconds=settings.PURCHASE_MAX_CLOCK_SKEW_SECONDS):
+            raise self._refuse("occurred_at_in_future", "Must not be in the future")
+        return when
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -34,7 +69,7 @@ class EnrollSerializer(serializers.Serializer):
     phone = serializers.CharField(required=False, allow_blank=True, max_length=32, default="")
     birth_date = serializers.DateField(required=False, allow_null=True)
     postal_code = serializers.CharField(required=False, allow_blank=True, max_length=20, default="")
-    consents = ConsentInSerializer(many=True, required=False, default=list)
+    consents = ConsentInSerializer(many=True, required=False, default=list, max_length=MAX_CONSENTS)
     consent_wording_version = serializers.CharField(required=False, allow_blank=True, max_length=40, default="")
 
 
@@ -86,14 +121,32 @@ class LineSerializer(serializers.Serializer):
 class PurchaseInSerializer(serializers.Serializer):
     member_number = serializers.CharField(max_length=20)
     external_id = serializers.CharField(max_length=100)
-    occurred_at = serializers.DateTimeField()
+    occurred_at = OccurredAtField()
     currency = serializers.RegexField(r"^[A-Za-z]{3}$", required=False)
     total = serializers.DecimalField(**MONEY)
     tax = serializers.DecimalField(**MONEY, required=False, default=0)
     discount = serializers.DecimalField(**MONEY, required=False, default=0)
     store = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
-    lines = LineSerializer(many=True, allow_empty=False, max_length=1000)
+    lines = LineSerializer(many=True, allow_empty=False, max_length=MAX_LINES)
     program = serializers.CharField(max_length=100, required=False)
+
+    def validate(self, attrs):
+        """The figures agree: ``total`` is the lines' amounts less their discounts, less the
+        purchase's ``discount`` (422 ``total_mismatch``); ``tax`` is part of it (422
+        ``tax_exceeds_total``)."""
+        lines_net = sum((line["amount"] - line["discount"] for line in attrs["lines"]), Decimal("0"))
+        expected = lines_net - attrs["discount"]
+        if attrs["total"] != expected:
+            raise ValidationFailed(
+                f"total {attrs['total']} is not the lines' amounts less discounts ({expected})",
+                code="total_mismatch",
+                fields={"total": [f"Expected {expected}."]},
+            )
+        if attrs["tax"] > attrs["total"]:
+            raise ValidationFailed(
+                "tax is more than the total", code="tax_exceeds_total", fields={"tax": ["At most the total."]}
+            )
+        return attrs
 
 
 class ExplanationSerializer(serializers.Serializer):
@@ -119,9 +172,9 @@ class ReturnLineSerializer(serializers.Serializer):
 class ReturnInSerializer(serializers.Serializer):
     purchase_external_id = serializers.CharField(max_length=100)
     external_id = serializers.CharField(max_length=100)
-    lines = ReturnLineSerializer(many=True, required=False, allow_empty=False)
+    lines = ReturnLineSerializer(many=True, required=False, allow_empty=False, max_length=MAX_LINES)
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"), required=False)
-    occurred_at = serializers.DateTimeField(required=False)
+    occurred_at = OccurredAtField(required=False)
 
     def validate(self, attrs):
         if ("lines" in attrs) == ("amount" in attrs):
@@ -160,7 +213,7 @@ class EventInSerializer(serializers.Serializer):
     member_number = serializers.CharField(max_length=20)
     event_type = serializers.SlugField(max_length=50)
     external_id = serializers.CharField(max_length=100, required=False)
-    occurred_at = serializers.DateTimeField(required=False)
+    occurred_at = OccurredAtField(required=False)
 
 
 class EventOutSerializer(serializers.Serializer):
@@ -173,7 +226,11 @@ class EventOutSerializer(serializers.Serializer):
 
 class WebhookInSerializer(serializers.Serializer):
     url = serializers.URLField(max_length=500)
-    event_types = serializers.ListField(child=serializers.ChoiceField(choices=WEBHOOK_EVENT_TYPES), allow_empty=False)
+    event_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=WEBHOOK_EVENT_TYPES),
+        allow_empty=False,
+        max_length=len(WEBHOOK_EVENT_TYPES),
+    )
 
 
 class WebhookOutSerializer(serializers.Serializer):

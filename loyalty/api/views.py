@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from django_filters import rest_framework as filters
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import pagination, serializers, status
 from rest_framework.generics import ListAPIView
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -40,8 +42,12 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
-    description="Repeat-safe key: the first response is stored 24 h and returned again for the same body.",
+    description=(
+        "Repeat-safe key: the first response is stored 48 h and returned again, byte for byte and with "
+        "`Idempotent-Replayed: true`, for the same body; a request that died leaves the key free for its retry."
+    ),
 )
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -51,13 +57,14 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
         403: "Key lacks the scope",
         404: "Not found (or not linked to this partner)",
         409: "Conflict (duplicate_external_id, insufficient_points, idempotency_in_progress)",
+        413: "Body over the size limit (request_too_large)",
         422: "Rule violation (e.g. return_exceeds_purchase, idempotency_key_reused)",
         429: "Throttled; see Retry-After",
     }
     return {code: OpenApiResponse(s.ProblemSerializer, description=titles[code]) for code in codes}
 
 
-COMMON_ERRORS = (400, 401, 403, 429)
+COMMON_ERRORS = (400, 401, 403, 413, 429)
 
 
 def _partner(request):
@@ -96,13 +103,23 @@ class WriteView(APIView):
                 return application_problem(exc)
 
         key = request.headers.get("Idempotency-Key")
-        if key is not None:
-            status_code, body = idempotent(
-                scope=f"partner:{_partner(request).pk}", key=key, endpoint=request.path, body=request.data, run=run
-            )
-        else:
+        if key is None:
             status_code, body = run()
-        return Response(body, status=status_code, content_type=PROBLEM if status_code >= 400 else None)
+            return Response(body, status=status_code, content_type=PROBLEM if status_code >= 400 else None)
+
+        def run_rendered() -> tuple[int, bytes]:
+            status_code, body = run()
+            return status_code, JSONRenderer().render(body)
+
+        answer = idempotent(
+            scope=f"partner:{_partner(request).pk}", key=key, endpoint=request.path, body=request.data, run=run_rendered
+        )
+        response = HttpResponse(
+            answer.content, status=answer.status, content_type=PROBLEM if answer.status >= 400 else "application/json"
+        )
+        if answer.replayed:
+            response[REPLAYED_HEADER] = "true"
+        return response
 
 
 def _member_body(member: Member) -> dict:
@@ -280,8 +297,8 @@ class EntriesView(ListAPIView):
                     "external_id": "till-7-000123",
                     "occurred_at": "2026-11-20T10:15:00Z",
                     "currency": "USD",
-                    "total": "54.20",
-                    "tax": "4.20",
+                    "total": "25.00",
+                    "tax": "2.08",
                     "discount": "0.00",
                     "store": "S-001",
                     "lines": [
@@ -315,6 +332,7 @@ class PurchasesView(WriteView):
             tax=data["tax"],
             discount=data["discount"],
             store=data["store"],
+            check_window=True,
         )
         body = {
             "purchase_id": outcome.purchase.pk,
@@ -408,15 +426,19 @@ class EmptySerializer(serializers.Serializer):
         operation_id="redemptions_cancel",
         request=None,
         parameters=[IDEMPOTENCY_HEADER],
-        responses={200: s.RedemptionOutSerializer, **errors(*COMMON_ERRORS, 404)},
+        responses={
+            201: OpenApiResponse(s.RedemptionOutSerializer, description="Cancelled by this request"),
+            200: OpenApiResponse(s.RedemptionOutSerializer, description="Already cancelled (a repeat)"),
+            **errors(*COMMON_ERRORS, 404),
+        },
     )
 )
 class RedemptionCancelView(WriteView):
     in_serializer = EmptySerializer
 
     def handle(self, request, data, pk: int):
-        redemption = activity.redemption_cancel(partner=_partner(request), redemption_id=pk)
-        return status.HTTP_200_OK, _redemption_body(redemption)
+        redemption, cancelled = activity.redemption_cancel(partner=_partner(request), redemption_id=pk)
+        return (status.HTTP_201_CREATED if cancelled else status.HTTP_200_OK), _redemption_body(redemption)
 
 
 @extend_schema_view(

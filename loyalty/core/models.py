@@ -27,10 +27,13 @@ class AuditEvent(models.Model):
 
 
 class IdempotencyRecord(models.Model):
-    """First response to a request carrying an ``Idempotency-Key`` (kept at least 24 hours).
+    """First response to a request carrying an ``Idempotency-Key`` (kept 48 hours), as the exact
+    bytes sent, so a replay is the first answer byte for byte.
 
-    The row is written (state ``running``) before the work starts, in its own transaction, so a
-    second request with the same key sees it: it waits for or is refused with 409, never runs twice."""
+    The row is written (state ``running``) by the first statement of the transaction that does
+    the work and commits with it (``loyalty.core.idempotency``): a second request with the same
+    key waits for that transaction on the unique index, then replays; a request that died takes
+    its claim with it when the database rolls its transaction back."""
 
     RUNNING = "running"
     DONE = "done"
@@ -41,7 +44,7 @@ class IdempotencyRecord(models.Model):
     request_hash = models.CharField(max_length=64)
     state = models.CharField(max_length=10, default=RUNNING)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
+    response_content = models.BinaryField(null=True, blank=True)
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

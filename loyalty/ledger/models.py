@@ -49,6 +49,12 @@ class Program(models.Model):
     )
     return_policy = models.CharField(max_length=20, choices=ReturnPolicy.choices, default=ReturnPolicy.WITHIN_BALANCE)
     min_redeem = models.PositiveIntegerField(default=1)
+    max_points_per_transaction = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        default=1_000_000,
+        help_text="A purchase that would earn more points than this is refused (points_cap_exceeded); empty: no cap",
+    )
     refund_grace_days = models.PositiveIntegerField(
         default=30, help_text="Refunded points of a lot that expired meanwhile live this many days"
     )

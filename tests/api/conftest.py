@@ -29,6 +29,14 @@ def enrolled(api):
     return response.json()["member_number"]
 
 
+def just_now() -> str:
+    """A purchase time the API accepts now (within its window, after the program the test made
+    started): now by the clock."""
+    from loyalty.core import clock
+
+    return clock.now().isoformat().replace("+00:00", "Z")
+
+
 def purchase_body(member_number, external_id="till-1", amount="100.00", **extra):
     body = {
         "member_number": member_number,

@@ -161,7 +161,7 @@ def test_redeem_insufficient_duplicate_and_cancel(api, enrolled):
         api.post("/api/v1/redemptions/", {**body, "external_id": "burn-2"}, format="json"), 409, "insufficient_points"
     )
     cancel = api.post(f"/api/v1/redemptions/{first.json()['id']}/cancel/", {}, format="json")
-    assert cancel.status_code == 200 and cancel.json()["status"] == "cancelled"
+    assert cancel.status_code == 201 and cancel.json()["status"] == "cancelled"
     assert api.get(f"/api/v1/members/{enrolled}/balance/").json()["available"] == 100
 
 

@@ -11,7 +11,7 @@ from loyalty.core.errors import ValidationFailed
 from loyalty.partners import webhooks
 from loyalty.partners.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from loyalty.partners.services import webhook_endpoint_create
-from tests.api.conftest import purchase_body
+from tests.api.conftest import just_now, purchase_body
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +98,7 @@ def test_events_are_signed_per_standard_webhooks_and_only_for_linked_members(
     )
     assert (
         commit(
-            api.post, "/api/v1/purchases/", purchase_body(enrolled, occurred_at="2020-01-01T00:00:00Z"), format="json"
+            api.post, "/api/v1/purchases/", purchase_body(enrolled, occurred_at=just_now()), format="json"
         ).status_code
         == 201
     )
@@ -117,7 +117,7 @@ def test_failures_retry_with_backoff_and_disable_after_3_days(api, receiver, enr
     api.post("/api/v1/webhooks/", {"url": receiver.url, "event_types": ["points.earned"]}, format="json")
     start = dt.datetime.now(dt.UTC)
     clock.set_now(start)
-    commit(api.post, "/api/v1/purchases/", purchase_body(enrolled, occurred_at="2020-01-01T00:00:00Z"), format="json")
+    commit(api.post, "/api/v1/purchases/", purchase_body(enrolled, occurred_at=just_now()), format="json")
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == DeliveryStatus.PENDING and delivery.attempts == 1
     first_gap = delivery.next_attempt_at - start
@@ -138,7 +138,7 @@ def test_failures_retry_with_backoff_and_disable_after_3_days(api, receiver, enr
 def test_410_disables_the_endpoint_at_once(api, receiver, enrolled, commit):
     receiver.status = 410
     api.post("/api/v1/webhooks/", {"url": receiver.url, "event_types": ["points.earned"]}, format="json")
-    commit(api.post, "/api/v1/purchases/", purchase_body(enrolled, occurred_at="2020-01-01T00:00:00Z"), format="json")
+    commit(api.post, "/api/v1/purchases/", purchase_body(enrolled, occurred_at=just_now()), format="json")
     endpoint = WebhookEndpoint.objects.get()
     assert not endpoint.is_active and "410" in endpoint.disabled_reason
 
@@ -147,7 +147,7 @@ def test_payload_is_json(api, receiver, enrolled, commit):
     api.post(
         "/api/v1/webhooks/", {"url": receiver.url, "event_types": ["points.redeemed", "points.earned"]}, format="json"
     )
-    commit(api.post, "/api/v1/purchases/", purchase_body(enrolled, occurred_at="2020-01-01T00:00:00Z"), format="json")
+    commit(api.post, "/api/v1/purchases/", purchase_body(enrolled, occurred_at=just_now()), format="json")
     commit(
         api.post, "/api/v1/redemptions/", {"member_number": enrolled, "points": 10, "external_id": "r"}, format="json"
     )

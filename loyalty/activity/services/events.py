@@ -10,6 +10,7 @@ from loyalty.activity.models import EventRule, EventType, MemberEvent
 from loyalty.activity.services.linking import partner_member_link
 from loyalty.activity.services.purchases import FUTURE_TOLERANCE, _earning_member
 from loyalty.core import clock
+from loyalty.core.constraints import is_external_id_repeat
 from loyalty.core.errors import Conflict, ValidationFailed
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger import services as ledger
@@ -88,6 +89,8 @@ def event_record(
                     created_at=now,
                 )
         except IntegrityError as exc:
+            if not is_external_id_repeat(exc):
+                raise
             raise Conflict("An event with this external_id exists", code="duplicate_external_id") from exc
         if points:
             ledger.points_credit_locked(locked=locked, points=points, reason=f"event {kind.code}", partner=partner)

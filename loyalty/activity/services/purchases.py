@@ -272,11 +272,16 @@ def purchase_record(
     tax: Any = 0,
     discount: Any = 0,
     store: str = "",
+    check_window: bool = False,
 ) -> PurchaseOutcome:
     """Store a purchase, link member and partner, evaluate earning rules, credit (pending for the
     program's return window), ask tiers for an upgrade and record ``points.earned``.
     The same external_id with the same content returns the first outcome (``created`` False);
-    with other content it is ``duplicate_external_id``."""
+    with other content it is ``duplicate_external_id``. A purchase that would earn more than the
+    program's ``max_points_per_transaction`` is refused whole (``points_cap_exceeded``), nothing
+    stored. ``check_window``: a purchase reported as it happens (the partner API) must not
+    precede the program's start (``occurred_at_before_program_start``); importers replaying
+    history leave it off."""
     if not lines:
         raise ValidationFailed(
             "A purchase needs at least one line", code="lines_required", fields={"lines": ["Required."]}
@@ -293,6 +298,12 @@ def purchase_record(
         if partner
         else (Program.objects.get(name=program_name) if program_name else ledger_selectors.program_default())
     )
+    if check_window and occurred_at < program.created_at:
+        raise ValidationFailed(
+            "occurred_at is before the program started",
+            code="occurred_at_before_program_start",
+            fields={"occurred_at": [f"Not before {program.created_at.isoformat()}."]},
+        )
     if currency and currency.upper() != program.currency:
         raise ValidationFailed(
             f"This program takes {program.currency}",
@@ -328,6 +339,14 @@ def purchase_record(
             raise Conflict("A different purchase with this external_id exists", code="duplicate_external_id") from None
         tiers = program_tiers(program=program)  # read once: the earn multiplier, then the upgrade check
         result = earn_for(program=program, partner=partner, member=member, lines=lines, now=now, tiers=tiers)
+        cap = program.max_points_per_transaction
+        if cap is not None and result.points > cap:
+            # raised inside the block: the purchase just stored is rolled back with it
+            raise ValidationFailed(
+                f"This purchase would earn {result.points} points; the program allows at most {cap} per purchase",
+                code="points_cap_exceeded",
+                extra={"points": result.points, "max_points_per_transaction": cap},
+            )
         outcome = PurchaseOutcome(purchase=purchase, created=True, points=0, pending_until=None)
         if result.points > 0:
             earn = ledger.points_credit_locked(
@@ -366,6 +385,17 @@ def purchase_record(
     return outcome
 
 
+def _same_return(existing: Return, purchase: Purchase, amount: Any | None, lines: list[dict] | None) -> bool:
+    return existing.purchase_id == purchase.pk and (
+        (amount is not None and Decimal(str(amount)).quantize(Decimal("0.01")) == existing.amount)
+        or bool(
+            lines
+            and sorted((str(i.get("sku")), Decimal(str(i.get("quantity", 0)))) for i in lines)
+            == sorted((i["sku"], Decimal(i["quantity"])) for i in existing.lines)
+        )
+    )
+
+
 def return_record(
     *,
     partner: Partner | None,
@@ -376,7 +406,8 @@ def return_record(
     occurred_at: dt.datetime | None = None,
 ) -> tuple[Return, bool]:
     """Record a return of a partner's purchase and reverse its points per the return policy.
-    Returns (return, created)."""
+    Returns (return, created). "New or repeat" is decided under the member's account lock, so of
+    concurrent copies of one return exactly one claws back, records the event and is ``created``."""
     purchase = (
         Purchase.objects.filter(partner=partner, external_id=purchase_external_id)
         .select_related("member", "program")
@@ -384,20 +415,16 @@ def return_record(
     )
     if purchase is None:
         raise NotFound("No purchase with this external_id", code="purchase_not_found")
-    existing = Return.objects.filter(partner=partner, external_id=external_id).first()
-    if existing is not None:
-        same = existing.purchase_id == purchase.pk and (
-            (amount is not None and Decimal(str(amount)).quantize(Decimal("0.01")) == existing.amount)
-            or (
-                lines
-                and sorted((str(i.get("sku")), Decimal(str(i.get("quantity", 0)))) for i in lines)
-                == sorted((i["sku"], Decimal(i["quantity"])) for i in existing.lines)
-            )
-        )
-        if not same:
-            raise Conflict("A different return with this external_id exists", code="duplicate_external_id")
-        return existing, False
-    with transaction.atomic(durable=True):
+    with (
+        transaction.atomic(durable=True),
+        ledger.member_account_locked(member=purchase.member, program=purchase.program),
+    ):
+        # new or repeat is decided under the account lock: concurrent copies wait here, then see the first
+        existing = Return.objects.filter(partner=partner, external_id=external_id).first()
+        if existing is not None:
+            if not _same_return(existing, purchase, amount, lines):
+                raise Conflict("A different return with this external_id exists", code="duplicate_external_id")
+            return existing, False
         ret = ledger.purchase_return_clawback(
             purchase=purchase,
             external_id=external_id,

@@ -23,15 +23,18 @@ def redemption_record(
     program_name: str | None = None,
 ) -> tuple[Redemption, bool]:
     """Burn points at a partner. Returns (redemption, created); the same external_id with the
-    same member and points returns the first one, other content is ``duplicate_external_id``."""
+    same member and points returns the first one, other content is ``duplicate_external_id``.
+
+    "New or repeat" is decided under the account lock: concurrent copies of one redemption wait
+    for the first to commit, then find it, so there is one burn, one event and one ``created``."""
     member = _earning_member(member_number, None)
     program = (
         ledger_selectors.partner_program(partner=partner, name=program_name)
         if partner
         else ledger_selectors.program_default()
     )
-    with transaction.atomic(durable=True):
-        account = ledger.account_open(member=member, program=program)
+    with transaction.atomic(durable=True), ledger.member_account_locked(member=member, program=program) as locked:
+        account = locked.account
         before = (
             Redemption.objects.filter(partner=partner, external_id=external_id).values_list("pk", flat=True).first()
             if external_id
@@ -57,13 +60,19 @@ def redemption_record(
     return redemption, created
 
 
-def redemption_cancel(*, partner: Any | None, redemption_id: int) -> Redemption:
-    """Cancel a partner's redemption: the points go back to the exact lots they came from."""
+def redemption_cancel(*, partner: Any | None, redemption_id: int) -> tuple[Redemption, bool]:
+    """Cancel a partner's redemption: the points go back to the exact lots they came from.
+    Returns (redemption, cancelled now): whether this call cancelled it is read under the
+    account lock, so of concurrent cancels exactly one refunds and records the event."""
     redemption = Redemption.objects.filter(pk=redemption_id, partner=partner).select_related("account__member").first()
     if redemption is None:
         raise NotFound("No such redemption", code="redemption_not_found")
-    with transaction.atomic(durable=True):
-        was_open = redemption.status == RedemptionStatus.COMPLETED
+    with transaction.atomic(durable=True), ledger.account_locked(account=redemption.account):
+        # read under the lock: of concurrent cancels exactly one sees the redemption still open
+        was_open = (
+            Redemption.objects.filter(pk=redemption.pk).values_list("status", flat=True).get()
+            == RedemptionStatus.COMPLETED
+        )
         ledger.points_refund(redemption=redemption)
         if was_open:
             outbox_record(
@@ -77,4 +86,4 @@ def redemption_cancel(*, partner: Any | None, redemption_id: int) -> Redemption:
                 },
             )
     redemption.refresh_from_db()
-    return redemption
+    return redemption, was_open

@@ -12,6 +12,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.models import F, Sum
 
 from loyalty.core import clock
+from loyalty.core.constraints import is_external_id_repeat
 from loyalty.core.errors import Conflict, ValidationFailed
 from loyalty.ledger.models import (
     AccountKind,
@@ -271,6 +272,8 @@ def purchase_return_clawback(
                     created_at=now,
                 )
         except IntegrityError as exc:
+            if not is_external_id_repeat(exc):
+                raise  # e.g. a check constraint: the API answers 422 with its own code
             raise Conflict("A return with this external_id exists", code="duplicate_external_id") from exc
         Purchase.objects.filter(pk=purchase.pk).update(returned_amount=F("returned_amount") + returned)
         if due:
