@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import models, transaction
 
 from loyalty.core import clock
 from loyalty.core.config import config_cached
@@ -16,19 +16,17 @@ from loyalty.core.errors import NotFound, ValidationFailed
 from loyalty.partners.models import WEBHOOK_EVENT_TYPES, OutboxEvent, Partner, PartnerAPIKey, WebhookEndpoint
 from loyalty.partners.webhooks import webhook_url_check
 
-if TYPE_CHECKING:
-    from members.models import Member
-
 
 def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
     """Dates, decimals and UUIDs become strings, the way webhooks will send them."""
     return json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
 
 
-def outbox_record(*, event_type: str, member: Member | None, payload: dict[str, Any]) -> OutboxEvent:
+def outbox_record(*, event_type: str, member: models.Model | None, payload: dict[str, Any]) -> OutboxEvent:
     """Write one event row in the caller's transaction; it is delivered after commit by a later job.
 
-    ``event_type`` is dotted (``tier.upgraded``); ``member`` may be None for events about no member."""
+    ``event_type`` is dotted (``tier.upgraded``); ``member`` (a ``members.Member``: partners may not
+    import members, its sibling) may be None for events about no member."""
     if not event_type or "." not in event_type:
         raise ValidationFailed("event_type must look like 'subject.verb'", code="invalid_event_type")
     now = clock.now()

@@ -17,6 +17,7 @@ from loyalty.ledger.selectors import program_default
 from loyalty.tiers import qualification
 from loyalty.tiers.models import MemberTier, QualificationWindow, Tier, TierChange, TierPerk, TierPolicy
 from loyalty.tiers.qualification import Metrics, TierRule
+from members.models import Member
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def _program_tiers(program: Program) -> ProgramTiers:
 
 def member_metrics(
     *,
-    member,
+    member: Member,
     program: Program,
     start: dt.datetime | None,
     end: dt.datetime | None,
@@ -93,11 +94,11 @@ def member_metrics(
     )
 
 
-def member_tier_status(*, member, program: Program) -> MemberTier | None:
+def member_tier_status(*, member: Member, program: Program) -> MemberTier | None:
     return MemberTier.objects.filter(member=member, program=program).first()
 
 
-def member_tier(*, member, program: Program, tiers: ProgramTiers | None = None) -> Tier | None:
+def member_tier(*, member: Member, program: Program, tiers: ProgramTiers | None = None) -> Tier | None:
     """The member's tier now (the base tier when no status was recorded yet), for earning rules,
     rewards and offers: read its ``earn_multiplier``, ``exclusive_rewards`` and ``early_access``.
 
@@ -116,7 +117,7 @@ def member_tier(*, member, program: Program, tiers: ProgramTiers | None = None) 
     return pt.tier(base.id) if base else None
 
 
-def tier_history(*, member, program: Program | None = None) -> QuerySet[TierChange]:
+def tier_history(*, member: Member, program: Program | None = None) -> QuerySet[TierChange]:
     changes = TierChange.objects.filter(member=member).select_related("from_tier", "to_tier")
     if program is not None:
         changes = changes.filter(program=program)
@@ -159,7 +160,7 @@ class TierProgress:
         return self.tier.earn_multiplier if self.tier is not None else Decimal("1")
 
 
-def tier_progress(*, member, program: Program | None = None) -> TierProgress:
+def tier_progress(*, member: Member, program: Program | None = None) -> TierProgress:
     """Current tier, metrics in the window, the next tier and what is missing for it, what keeps
     the current tier by the period end, and the date of the next evaluation. At most 8 queries
     (10 under a rolling window, +1 without ``program``)."""
