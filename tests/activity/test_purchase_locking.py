@@ -54,7 +54,7 @@ def test_purchase_locks_the_member_account_once_and_never_the_program_row():
         _purchase(member, "till-2")
     locks = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
     assert len(locks) == 1, locks
-    assert locks[0].endswith("FOR UPDATE OF a") and "FROM ledger_account a" in locks[0]
+    assert locks[0].endswith("FOR UPDATE OF a") and 'FROM "ledger_account" a' in locks[0]
 
 
 @pytest.mark.django_db(transaction=True)

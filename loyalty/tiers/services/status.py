@@ -122,7 +122,7 @@ def tier_upgrade_check(*, member: Member, program: Program, tiers: ProgramTiers 
     the current window now reach a higher tier, upgrade at once (only ever up). Also cancels a
     downgrade waiting out its grace period when the member requalifies. None without tiers.
     ``tiers``: the program's tiers (``program_tiers``) when the caller read them already."""
-    if tiers is not None and tiers.program.pk != program.pk:
+    if tiers is not None and tiers.program_row.pk != program.pk:
         raise ValueError("tiers belong to another program")
     pt = tiers if tiers is not None else program_tiers(program=program)
     if not pt.rules:
