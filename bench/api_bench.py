@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--database", default="loyalty_bench_api", help="PostgreSQL database (recreated)")
     parser.add_argument(
         "--redis-url",
         default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
@@ -100,7 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install -y wrk")
-    setup("loyalty_bench_api")
+    setup(args.database)
 
     from django.db import connection
 

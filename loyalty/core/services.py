@@ -1,12 +1,18 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from loyalty.core import clock
 from loyalty.core.models import AuditEvent
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+# Who did something: a staff user, a label (an importer, "system"), or None for the system.
+Actor: TypeAlias = "AbstractBaseUser | str | None"
 
 
 def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -18,14 +24,14 @@ def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def audit_record(
     *,
-    actor: Any | None,
+    actor: Actor,
     action: str,
     target: models.Model,
     reason: str = "",
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Write one audit row. ``actor`` is a user (or None for the system)."""
+    """Write one audit row. ``actor`` is a user (or a label, or None for the system)."""
     is_user = actor is not None and getattr(actor, "pk", None) is not None
     return AuditEvent.objects.create(
         actor=actor if is_user else None,

@@ -16,6 +16,7 @@ from loyalty.ledger.models import Account, AccountKind, Entry, EntryKind, Lot, P
 
 if TYPE_CHECKING:
     from loyalty.partners.models import Partner
+    from members.models import Member
 
 
 def program_default() -> Program:
@@ -26,7 +27,7 @@ def program_default() -> Program:
     return program
 
 
-def member_account(*, member, program: Program) -> Account | None:
+def member_account(*, member: Member, program: Program) -> Account | None:
     return Account.objects.filter(member=member, program=program, kind=AccountKind.MEMBER).first()
 
 

@@ -27,7 +27,7 @@ from loyalty.partners.models import (
 )
 from loyalty.partners.webhooks import webhook_url_check
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # type hints only: partners and members are siblings (neither imports the other)
     from members.models import Member
 
 

@@ -5,31 +5,54 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import MappingProxyType
 
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek, TruncYear
 
 from loyalty.core import clock
-from loyalty.core.config import config_cached
+from loyalty.core.config import FrozenRow, config_cached
 from loyalty.core.errors import ValidationFailed
 from loyalty.ledger.models import Account, AccountKind, Entry, EntryKind, Program, Purchase
 from loyalty.ledger.selectors import program_default
 from loyalty.tiers import qualification
 from loyalty.tiers.models import MemberTier, QualificationWindow, Tier, TierChange, TierPerk, TierPolicy
 from loyalty.tiers.qualification import Metrics, TierRule
+from members.models import Member
 
 
 @dataclass(frozen=True)
 class ProgramTiers:
-    """A program's tier policy (a default one if the program has none) and its tiers, lowest first."""
+    """A program's tier policy (a default one if the program has none) and its tiers, lowest
+    first. Cached configuration, so frozen: it keeps column values (``FrozenRow``), and every read
+    of ``program``, ``policy``, ``tiers``, ``tier()`` or ``perks()`` is the caller's own instance."""
 
-    program: Program
-    policy: TierPolicy
-    tiers: list[Tier]
-    rules: list[TierRule]
+    program_row: FrozenRow[Program]
+    policy_row: FrozenRow[TierPolicy]
+    tier_rows: tuple[FrozenRow[Tier], ...]
+    perk_rows: tuple[tuple[int, tuple[FrozenRow[TierPerk], ...]], ...]  # (tier id, its perks)
+    rules: tuple[TierRule, ...]
+
+    @property
+    def program(self) -> Program:
+        return self.program_row.instance()
+
+    @property
+    def policy(self) -> TierPolicy:
+        return self.policy_row.instance()
+
+    @property
+    def tiers(self) -> list[Tier]:
+        return [row.instance() for row in self.tier_rows]
 
     def tier(self, tier_id: int | None) -> Tier | None:
-        return next((t for t in self.tiers if t.pk == tier_id), None) if tier_id is not None else None
+        if tier_id is None:
+            return None
+        return next((row.instance() for row in self.tier_rows if row.pk == tier_id), None)
+
+    def perks(self, tier_id: int) -> list[TierPerk]:
+        rows = next((perks for pk, perks in self.perk_rows if pk == tier_id), ())
+        return [row.instance() for row in rows]
 
     def rule(self, tier_id: int | None) -> TierRule | None:
         return next((r for r in self.rules if r.id == tier_id), None) if tier_id is not None else None
@@ -37,29 +60,37 @@ class ProgramTiers:
 
 def program_tiers(*, program: Program) -> ProgramTiers:
     """Policy and tiers with thresholds and perks: configuration, read (four queries) once per
-    configuration stamp (``loyalty.core.config``). Shared: read-only."""
+    configuration stamp (``loyalty.core.config``)."""
     return config_cached(("program_tiers", program.pk), lambda: _program_tiers(program))
 
 
 def _program_tiers(program: Program) -> ProgramTiers:
     policy = TierPolicy.objects.filter(program=program).first() or TierPolicy(program=program)
     tiers = list(Tier.objects.filter(program=program).prefetch_related("thresholds", "perks").order_by("rank"))
-    rules = [
+    rules = tuple(
         TierRule(
             id=t.pk,
             name=t.name,
             rank=t.rank,
             combine=t.combine,
-            thresholds=qualification.rule_thresholds([(th.metric, th.minimum) for th in t.thresholds.all()]),
+            thresholds=MappingProxyType(
+                qualification.rule_thresholds([(th.metric, th.minimum) for th in t.thresholds.all()])
+            ),
         )
         for t in tiers
-    ]
-    return ProgramTiers(program=program, policy=policy, tiers=tiers, rules=rules)
+    )
+    return ProgramTiers(
+        program_row=FrozenRow.of(program),
+        policy_row=FrozenRow.of(policy),
+        tier_rows=tuple(FrozenRow.of(t) for t in tiers),
+        perk_rows=tuple((t.pk, tuple(FrozenRow.of(p) for p in t.perks.all())) for t in tiers),
+        rules=rules,
+    )
 
 
 def member_metrics(
     *,
-    member,
+    member: Member,
     program: Program,
     start: dt.datetime | None,
     end: dt.datetime | None,
@@ -93,20 +124,20 @@ def member_metrics(
     )
 
 
-def member_tier_status(*, member, program: Program) -> MemberTier | None:
+def member_tier_status(*, member: Member, program: Program) -> MemberTier | None:
     return MemberTier.objects.filter(member=member, program=program).first()
 
 
-def member_tier(*, member, program: Program, tiers: ProgramTiers | None = None) -> Tier | None:
+def member_tier(*, member: Member, program: Program, tiers: ProgramTiers | None = None) -> Tier | None:
     """The member's tier now (the base tier when no status was recorded yet), for earning rules,
     rewards and offers: read its ``earn_multiplier``, ``exclusive_rewards`` and ``early_access``.
 
     A caller that already holds the program's tiers (``program_tiers``) passes them: no query
     when the program has none, and the base tier comes from them."""
     if tiers is not None:
-        if tiers.program.pk != program.pk:
+        if tiers.program_row.pk != program.pk:
             raise ValueError("tiers belong to another program")
-        if not tiers.tiers:
+        if not tiers.tier_rows:
             return None
     status = MemberTier.objects.filter(member=member, program=program).select_related("tier").first()
     if status is not None:
@@ -116,7 +147,7 @@ def member_tier(*, member, program: Program, tiers: ProgramTiers | None = None) 
     return pt.tier(base.id) if base else None
 
 
-def tier_history(*, member, program: Program | None = None) -> QuerySet[TierChange]:
+def tier_history(*, member: Member, program: Program | None = None) -> QuerySet[TierChange]:
     changes = TierChange.objects.filter(member=member).select_related("from_tier", "to_tier")
     if program is not None:
         changes = changes.filter(program=program)
@@ -159,7 +190,7 @@ class TierProgress:
         return self.tier.earn_multiplier if self.tier is not None else Decimal("1")
 
 
-def tier_progress(*, member, program: Program | None = None) -> TierProgress:
+def tier_progress(*, member: Member, program: Program | None = None) -> TierProgress:
     """Current tier, metrics in the window, the next tier and what is missing for it, what keeps
     the current tier by the period end, and the date of the next evaluation. At most 8 queries
     (10 under a rolling window, +1 without ``program``)."""
@@ -231,7 +262,7 @@ def tier_progress(*, member, program: Program | None = None) -> TierProgress:
         downgrade_to=pt.tier(status.downgrade_to_id) if status and status.downgrade_at else None,
         downgrade_at=status.downgrade_at if status else None,
         next_evaluation=max(min(due_dates), now).date() if due_dates else None,
-        perks=list(tier.perks.all()) if tier is not None else [],
+        perks=pt.perks(tier.pk) if tier is not None else [],
     )
 
 

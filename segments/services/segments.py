@@ -7,19 +7,22 @@ import io
 import json
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
 
 from loyalty.core import clock
 from loyalty.core.errors import ApplicationError, Conflict, ValidationFailed
-from loyalty.core.services import audit_record
+from loyalty.core.services import Actor, audit_record
 from members.models import MemberStatus
 from segments import rules as R
 from segments import selectors
 from segments.compiler import matching_members
 from segments.models import RefreshTrigger, Segment, SegmentKind, SegmentRefresh, SegmentUpload
 from segments.services.materialize import materialize
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +32,7 @@ UNKNOWN_IDS_KEPT = 1000
 ID_HEADERS = ("member_number", "external_id", "member", "id", "member_id", "card_number")
 
 
-def _actor_user(actor: Any | None) -> Any | None:
+def _actor_user(actor: Actor) -> AbstractBaseUser | None:
     return actor if actor is not None and getattr(actor, "pk", None) is not None else None
 
 
@@ -52,7 +55,7 @@ def segment_create(
     description: str = "",
     rules: Any = None,
     auto_refresh: bool = True,
-    actor: Any | None = None,
+    actor: Actor = None,
 ) -> Segment:
     """Create a dynamic segment (``rules`` required and validated) or an empty static one
     (fill it with ``segment_static_upload``). Snapshots come from ``segment_snapshot_create``."""
@@ -88,7 +91,7 @@ def segment_create(
     return segment
 
 
-def segment_update(*, segment: Segment, actor: Any | None = None, **changes: Any) -> Segment:
+def segment_update(*, segment: Segment, actor: Actor = None, **changes: Any) -> Segment:
     """Change name, description, rules (dynamic only; validated) or auto_refresh. The new rules
     take effect at the next refresh."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
@@ -124,7 +127,7 @@ def segment_update(*, segment: Segment, actor: Any | None = None, **changes: Any
     return locked
 
 
-def segment_delete(*, segment: Segment, actor: Any | None = None) -> None:
+def segment_delete(*, segment: Segment, actor: Actor = None) -> None:
     """Delete a segment with its membership history, unless another segment's rules use it."""
     users = selectors.segments_referring_to(segment=segment)
     if users:
@@ -188,9 +191,7 @@ def _dependency_order(segments: list[Segment]) -> list[Segment]:
     return ordered
 
 
-def segment_snapshot_create(
-    *, segment: Segment, name: str = "", actor: Any | None = None, refresh: bool = True
-) -> Segment:
+def segment_snapshot_create(*, segment: Segment, name: str = "", actor: Actor = None, refresh: bool = True) -> Segment:
     """Freeze a dynamic segment for a campaign: a new ``snapshot`` segment holding the members
     it has now (refreshed first unless ``refresh=False``). The snapshot never changes."""
     if segment.kind != SegmentKind.DYNAMIC:
@@ -266,7 +267,7 @@ def segment_static_upload(
     content: bytes | str,
     filename: str = "",
     mode: str = "replace",
-    actor: Any | None = None,
+    actor: Actor = None,
 ) -> SegmentUpload:
     """Set (``replace``) or extend (``add``) a static segment's list from a CSV of member numbers
     or external ids. Ids that match no member (or an erased one) are reported, not fatal.

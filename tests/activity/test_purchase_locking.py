@@ -54,7 +54,7 @@ def test_purchase_locks_the_member_account_once_and_never_the_program_row():
         _purchase(member, "till-2")
     locks = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
     assert len(locks) == 1, locks
-    assert locks[0].endswith("FOR UPDATE OF a") and "FROM ledger_account a" in locks[0]
+    assert locks[0].endswith("FOR UPDATE OF a") and 'FROM "ledger_account" a' in locks[0]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -129,3 +129,14 @@ def test_purchases_of_two_members_do_not_wait_for_each_other_on_the_program_row(
             release.set()
 
     assert sorted(map(str, run_together(2, hold))) == ["held", "program free"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_purchase_is_its_own_transaction_never_part_of_a_callers():
+    from loyalty.ledger.models import Purchase
+
+    member = MemberFactory()
+    with pytest.raises(RuntimeError, match="durable"), transaction.atomic():
+        _purchase(member)
+    assert not Purchase.objects.exists()
+    assert _purchase(member).created

@@ -93,3 +93,56 @@ def test_without_the_stamp_row_nothing_is_cached():
     assert (read(), read()) == (1, 2)
     EarningRule.objects.create(program=program_default(), name="Writes the row", kind="min_spend_bonus")
     assert read() == 3 and read() == 3, "the next configuration change writes the row again"
+
+
+@pytest.mark.django_db
+def test_cached_programs_and_system_accounts_are_never_shared_instances():
+    first, second = program_default(), program_default()
+    assert first == second and first is not second
+    first.pending_days = 99  # a caller's change stays with the caller
+    assert program_default().pending_days != 99
+    issued = ledger.system_account(program=first, kind="issued")
+    again = ledger.system_account(program=first, kind="issued")
+    assert issued == again and issued is not again
+
+
+def test_a_frozen_row_refuses_mutable_values_and_cannot_be_changed():
+    import dataclasses
+
+    from loyalty.core.config import FrozenRow
+    from loyalty.ledger.models import Program
+
+    row = FrozenRow.of(Program(pk=7, name="Frozen"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.values = ()
+    assert (row.pk, row.instance().name, row.instance() is row.instance()) == (7, "Frozen", False)
+    with pytest.raises(TypeError, match="mutable"):
+        FrozenRow.of(EarningRule(pk=1, name="r", categories=["food"]))
+
+
+@pytest.mark.django_db
+def test_cached_earning_rules_are_frozen():
+    import dataclasses
+
+    from loyalty.activity.services.purchases import _rules_for
+    from loyalty.core import clock
+
+    program = program_default()
+    EarningRule.objects.create(program=program, name="Food", kind="category_multiplier", categories=["food"])
+    (rule,) = [r for r in _rules_for(program, None, clock.now()) if r.name == "Food"]
+    assert rule.categories == ("food",)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rule.name = "changed"
+
+
+def test_migrations_do_not_import_the_runtime_configuration_module():
+    """The trigger SQL lives verbatim in the migrations: editing loyalty.core.config cannot
+    rewrite migration history."""
+    from pathlib import Path
+
+    import loyalty
+
+    root = Path(loyalty.__file__).parent
+    for migration in root.glob("*/migrations/0*.py"):
+        text = migration.read_text()
+        assert "from loyalty.core.config" not in text and "import loyalty.core.config" not in text, migration

@@ -10,6 +10,11 @@ reading it raises ``LockReleased``. Nothing inspects the connection to find out.
 Taking the lock also brings the account up to date: pending lots that are due mature and lots
 that are due expire before anything reads the balance (the probe for due lots is part of the
 locking statement, so an account with nothing due costs one query).
+
+The locking statement is SQL written here (names quoted from the models' metadata) and read with
+``Model.from_db``, not a queryset: the same query as ``select_for_update(of=("self",))`` with
+``select_related("member")``, ``only()`` and two ``Exists`` annotations takes about 1.2 ms of
+Python to build on every purchase on the 2-core machine it was measured on, against 6 us here.
 """
 
 from __future__ import annotations

@@ -48,9 +48,8 @@ from loyalty.ledger.services.locking import LockedAccount, account_locked
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
+    from loyalty.core.services import Actor
     from loyalty.partners.models import Partner
-
-    Actor = AbstractBaseUser | str | None
 
 FEFO_ORDER = (F("expires_at").asc(nulls_last=True), "id")
 

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
 from loyalty.core.errors import Conflict, ValidationFailed
-from loyalty.core.services import audit_record
+from loyalty.core.services import Actor, audit_record
 from loyalty.ledger.models import Program
 from loyalty.tiers.models import Metric, Tier, TierPerk, TierPolicy, TierThreshold
 
@@ -56,7 +56,7 @@ def tier_policy_set(
     downgrade_policy: str,
     grace_days: int = 0,
     adjustments_count: bool = False,
-    actor: Any | None = None,
+    actor: Actor = None,
 ) -> TierPolicy:
     """Create or change the program's tier policy; audited. Existing periods keep their end
     dates; the next period of each member follows the new window."""
@@ -106,7 +106,7 @@ def tier_create(
     exclusive_rewards: bool = False,
     early_access: bool = False,
     description: str = "",
-    actor: Any | None = None,
+    actor: Actor = None,
 ) -> Tier:
     """Define a tier: entry thresholds per metric (spend, points, purchases; none = everybody
     qualifies) combined with ``any`` or ``all``, and its benefits. Audited."""
@@ -139,7 +139,7 @@ def tier_create(
     return tier
 
 
-def tier_save(*, tier: Tier, actor: Any | None = None) -> Tier:
+def tier_save(*, tier: Tier, actor: Actor = None) -> Tier:
     """Validate and save a tier's own fields (the admin saves thresholds and perks inline, then
     calls ``tier_rules_record``)."""
     _validated(tier)
@@ -151,7 +151,7 @@ def tier_save(*, tier: Tier, actor: Any | None = None) -> Tier:
     return tier
 
 
-def tier_rules_record(*, tier: Tier, actor: Any | None, before: dict[str, Any] | None) -> None:
+def tier_rules_record(*, tier: Tier, actor: Actor, before: dict[str, Any] | None) -> None:
     """Audit row for a staff change of a tier, its thresholds and perks."""
     after = tier_snapshot(tier=tier)
     if before != after:

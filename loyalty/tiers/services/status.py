@@ -7,13 +7,12 @@ due on it (the nightly job's statements, for this one member), then decides.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, ValidationFailed
-from loyalty.core.services import audit_record
+from loyalty.core.services import Actor, audit_record
 from loyalty.ledger.models import Program
 from loyalty.partners.services import outbox_record
 from loyalty.tiers import qualification
@@ -56,7 +55,7 @@ def _change(
     now: dt.datetime,
     *,
     note: str = "",
-    actor: Any | None = None,
+    actor: Actor = None,
 ) -> None:
     """Move the status to ``to_id`` (caller saves the row): history row and outbox event."""
     from_id = status.tier_id
@@ -123,7 +122,7 @@ def tier_upgrade_check(*, member: Member, program: Program, tiers: ProgramTiers 
     the current window now reach a higher tier, upgrade at once (only ever up). Also cancels a
     downgrade waiting out its grace period when the member requalifies. None without tiers.
     ``tiers``: the program's tiers (``program_tiers``) when the caller read them already."""
-    if tiers is not None and tiers.program.pk != program.pk:
+    if tiers is not None and tiers.program_row.pk != program.pk:
         raise ValueError("tiers belong to another program")
     pt = tiers if tiers is not None else program_tiers(program=program)
     if not pt.rules:
@@ -202,7 +201,7 @@ def tier_manual_set(
     tier: Tier,
     until: dt.datetime | dt.date,
     reason: str,
-    actor: Any,
+    actor: Actor,
 ) -> MemberTier:
     """Staff set a tier by hand (status match) until a date; after it the normal rules apply
     again (the member falls back to the earned tier). Upgrades earned above it still apply at
@@ -229,7 +228,7 @@ def tier_manual_set(
     return status
 
 
-def tier_manual_end(*, member: Member, program: Program, reason: str, actor: Any) -> MemberTier:
+def tier_manual_end(*, member: Member, program: Program, reason: str, actor: Actor) -> MemberTier:
     """End a manual tier now: the member falls back to the tier the rules give. Audited."""
     if not reason or not reason.strip():
         raise ValidationFailed("A reason is required", code="reason_required", fields={"reason": ["Required."]})
