@@ -214,3 +214,14 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+
+# --- Coalition access and webhooks (issue 14) -------------------------------------------------
+# A one-time redemption code (members.RedemptionCode) lives this long after the portal shows it.
+REDEMPTION_CODE_TTL_SECONDS = env.int("REDEMPTION_CODE_TTL_SECONDS", default=600)
+# Fernet key (32 url-safe base64 bytes) that encrypts webhook signing secrets at rest. Required in
+# production; make one with
+#   python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+# Elsewhere a fixed development key is used (never for real secrets).
+if PRODUCTION and not env.str("WEBHOOK_SECRETS_KEY", default=""):
+    raise ImproperlyConfigured("DJANGO_ENV=production needs WEBHOOK_SECRETS_KEY in the environment")
+WEBHOOK_SECRETS_KEY = env.str("WEBHOOK_SECRETS_KEY", default="ZGV2LW9ubHktd2ViaG9vay1zZWNyZXRzLWtleS0wMDA=")
