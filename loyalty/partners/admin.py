@@ -49,7 +49,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     list_display = ("url", "partner", "is_active", "disabled_reason", "failing_since", "created_at")
     list_filter = ("is_active", "partner")
     readonly_fields = ("partner", "url", "event_types", "failing_since", "disabled_reason", "created_at", "deleted_at")
-    exclude = ("secret",)
+    exclude = ("secret_encrypted",)
 
     def has_add_permission(self, request):
         return False

@@ -15,7 +15,7 @@ from loyalty.core.config import config_cached
 from loyalty.core.errors import NotFound, ValidationFailed
 from loyalty.core.sql import Writes, row_insert
 from loyalty.partners.models import WEBHOOK_EVENT_TYPES, OutboxEvent, Partner, PartnerAPIKey, WebhookEndpoint
-from loyalty.partners.webhooks import webhook_url_check
+from loyalty.partners.webhooks import webhook_secret_encrypt, webhook_url_check
 
 
 def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +78,11 @@ def webhook_endpoint_create(*, partner, url: str, event_types: list[str]) -> tup
     webhook_url_check(url)
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     endpoint = WebhookEndpoint.objects.create(
-        partner=partner, url=url, event_types=sorted(set(event_types)), secret=secret, created_at=clock.now()
+        partner=partner,
+        url=url,
+        event_types=sorted(set(event_types)),
+        secret_encrypted=webhook_secret_encrypt(secret),
+        created_at=clock.now(),
     )
     return endpoint, secret
 
