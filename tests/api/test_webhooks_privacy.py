@@ -419,3 +419,43 @@ def test_production_refuses_to_start_without_a_valid_webhook_secrets_key():
     assert "WEBHOOK_SECRETS_KEY" in _manage_check({}).stderr
     assert "WEBHOOK_SECRETS_KEY" in _manage_check({"WEBHOOK_SECRETS_KEY": "not-a-key"}).stderr
     assert _manage_check({"WEBHOOK_SECRETS_KEY": Fernet.generate_key().decode()}).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        REFUSED_URLS[k]
+        for k in (
+            "credentials",
+            "port above 65535",
+            "IPv4-mapped metadata",
+            "NAT64 of metadata",
+            "6to4 of private",
+            "Teredo",
+            "metadata",
+        )
+    ],
+)
+def test_staff_registering_an_endpoint_in_the_admin_get_the_same_url_check(url, api, admin_client):
+    page = admin_client.post(
+        "/admin/partners/webhookendpoint/add/",
+        {"partner": api.partner.pk, "url": url, "event_types": ["points.earned"]},
+    )
+    assert page.status_code == 200 and "url" in page.context["adminform"].form.errors
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_staff_register_an_endpoint_in_the_admin_and_see_its_secret_once(api, admin_client):
+    page = admin_client.post(
+        "/admin/partners/webhookendpoint/add/",
+        {"partner": api.partner.pk, "url": "https://1.1.1.1/hook", "event_types": ["points.earned", "tier.upgraded"]},
+        follow=True,
+    )
+    endpoint = WebhookEndpoint.objects.get()
+    shown = [str(m) for m in page.context["messages"] if "whsec_" in str(m)]
+    assert len(shown) == 1
+    secret = shown[0].rpartition(" ")[2]
+    assert webhooks.webhook_secret_decrypt(endpoint.secret_encrypted) == secret
+    assert endpoint.event_types == ["points.earned", "tier.upgraded"] and endpoint.partner == api.partner
+    change = admin_client.get(f"/admin/partners/webhookendpoint/{endpoint.pk}/change/").content.decode()
+    assert secret not in change and endpoint.secret_encrypted not in change
