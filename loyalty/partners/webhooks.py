@@ -260,20 +260,24 @@ def _send(endpoint: WebhookEndpoint, event: OutboxEvent, target: WebhookTarget) 
         "webhook-signature": signature,
     }
     try:
-        with httpx.Client(trust_env=False, follow_redirects=False, timeout=TIMEOUT_SECONDS) as client:
-            response = client.post(
+        with (
+            httpx.Client(trust_env=False, follow_redirects=False, timeout=TIMEOUT_SECONDS) as client,
+            client.stream(
+                "POST",
                 url.copy_with(host=target.address),
                 content=body.encode(),
                 headers=headers,
                 extensions={"sni_hostname": host},
-            )
+            ) as response,  # the status is all we need: the body is never read
+        ):
+            status = response.status_code
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}"[:500]
-    if response.is_redirect or 300 <= response.status_code < 400:
-        return response.status_code, f"HTTP {response.status_code}: redirects are not followed"
-    if response.status_code >= 300:
-        return response.status_code, f"HTTP {response.status_code}"
-    return response.status_code, ""
+    if 300 <= status < 400:
+        return status, f"HTTP {status}: redirects are not followed"
+    if status >= 300:
+        return status, f"HTTP {status}"
+    return status, ""
 
 
 def delivery_attempt(*, delivery: WebhookDelivery) -> WebhookDelivery:
