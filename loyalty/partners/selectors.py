@@ -33,12 +33,12 @@ class Access:
 
 def partner_member_access(*, partner: Any | None, member: Any) -> Access:
     """What ``partner`` may do with ``member`` (None: staff and the member themselves, who may do
-    all). Two indexed lookups at most: the enrollment link, then the sharing consent."""
+    all). One query: the enrollment link or the sharing consent, as ``partner_members_visible``."""
     if partner is None:
         return Access(earn=True, read=True, burn=True)
-    linked = PartnerMember.objects.filter(partner=partner, member=member, via=LinkVia.ENROLLED).exists()
-    shared = linked or member.consents.filter(purpose=PARTNER_SHARING, channel=SHARING_CHANNEL, granted=True).exists()
-    return Access(earn=True, read=shared, burn=shared)
+    one = member._meta.model.objects.filter(pk=member.pk)
+    readable = partner_members_visible(partner=partner, members=one).exists()
+    return Access(earn=True, read=readable, burn=readable)
 
 
 def partner_members_visible(*, partner: Any, members: QuerySet) -> QuerySet:

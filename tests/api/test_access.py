@@ -248,3 +248,16 @@ def test_two_redemptions_racing_with_one_code_burn_once():
         codes = sorted(r.status_code for r in responses)
         assert codes == [201] + [404] * 7, codes
     assert sum(Account.objects.filter(member__member_number=number).values_list("available", flat=True)) == 85
+
+
+@pytest.mark.parametrize("reader", ["enrolled", "sharing"])
+def test_reading_a_member_costs_one_query_for_the_access_rule(
+    reader, api, other_api, enrolled, django_assert_num_queries
+):
+    """Key lookup, the member, the access rule (enrollment link or sharing consent: one query)."""
+    client = api if reader == "enrolled" else other_api
+    if reader == "sharing":
+        share_with_partners(enrolled)
+    client.get(f"/api/v1/members/{enrolled}/")  # warm: configuration cached
+    with django_assert_num_queries(3):
+        assert client.get(f"/api/v1/members/{enrolled}/").status_code == 200
