@@ -459,3 +459,73 @@ def test_staff_register_an_endpoint_in_the_admin_and_see_its_secret_once(api, ad
     assert endpoint.event_types == ["points.earned", "tier.upgraded"] and endpoint.partner == api.partner
     change = admin_client.get(f"/admin/partners/webhookendpoint/{endpoint.pk}/change/").content.decode()
     assert secret not in change and endpoint.secret_encrypted not in change
+
+
+# --- TLS to the checked address -----------------------------------------------------------------
+
+
+def _certificate(tmp_path, name: str):
+    """A self-signed certificate for ``name`` (its own CA); returns (cert path, key path)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+def tls_receiver(receivers, tmp_path, monkeypatch):
+    """An https receiver on 127.0.0.1 whose certificate is for ``hooks.partner.test``, trusted by
+    the sender; records the TLS server names (SNI) it is asked for."""
+    import ssl
+
+    cert_path, key_path = _certificate(tmp_path, "hooks.partner.test")
+    receiver = receivers()
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert_path, key_path)
+    receiver.server_names = []
+    server_context.sni_callback = lambda sock, name, ctx: receiver.server_names.append(name)
+    receiver.server.socket = server_context.wrap_socket(receiver.server.socket, server_side=True)
+    client_context = ssl.create_default_context(cafile=str(cert_path))
+    monkeypatch.setattr(webhooks, "_tls_context", lambda: client_context)
+    return receiver
+
+
+def test_tls_goes_to_the_checked_address_and_verifies_the_host_name(api, enrolled, commit, tls_receiver, monkeypatch):
+    fake_dns(monkeypatch, {"hooks.partner.test": ["127.0.0.1"]})
+    url = f"https://hooks.partner.test:{tls_receiver.port}/hook"
+    webhook_endpoint_create(partner=api.partner, url=url, event_types=["points.earned"])
+    commit(api.post, "/api/v1/purchases/", purchase_body(enrolled), format="json")
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.DELIVERED, WebhookAttempt.objects.first()
+    assert tls_receiver.server_names == ["hooks.partner.test"] and len(tls_receiver.requests) == 1
+
+
+def test_tls_to_a_host_whose_certificate_names_another_host_fails(api, enrolled, commit, tls_receiver, monkeypatch):
+    fake_dns(monkeypatch, {"other.partner.test": ["127.0.0.1"]})
+    url = f"https://other.partner.test:{tls_receiver.port}/hook"
+    webhook_endpoint_create(partner=api.partner, url=url, event_types=["points.earned"])
+    commit(api.post, "/api/v1/purchases/", purchase_body(enrolled), format="json")
+    attempt = WebhookAttempt.objects.get()
+    assert attempt.status_code is None and "ConnectError" in attempt.error
+    assert tls_receiver.requests == [] and tls_receiver.server_names == ["other.partner.test"]
