@@ -158,10 +158,11 @@ def webhook_secret_decrypt(stored: str) -> str:
 
 # --- recipients -------------------------------------------------------------------------------
 
-# Events about the member in the program as a whole (no partner caused them, or another partner's
-# call caused them as a side effect): sent to the partners that may read the member, stripped of
-# whatever belongs to the partner that caused them. Every other event (points earned, redeemed,
-# reversed) goes only to the partner whose call caused it.
+# An event a partner's call caused goes to that partner; the points it earned, burned or reversed
+# there are that partner's business only. Program events, those no partner caused (tier changes,
+# expiry, staff and portal actions, imports) and those of the types below even when a partner's
+# call caused them, go to the partners that may read the member, stripped of whatever belongs to
+# the partner that caused them.
 PROGRAM_EVENT_TYPES = frozenset(
     {"member.enrolled", "tier.upgraded", "tier.downgraded", "points.expiring", "points.expired"}
 )
@@ -192,7 +193,8 @@ def event_recipient_partner_ids(*, event: OutboxEvent, partner_ids: set[int]) ->
     the member (``partner_member_access``)."""
     causer = event_causer(event)
     recipients = {causer} & partner_ids if causer is not None else set()
-    if event.event_type in PROGRAM_EVENT_TYPES and event.member_id is not None:
+    program_event = causer is None or event.event_type in PROGRAM_EVENT_TYPES
+    if program_event and event.member_id is not None:
         enrolled, shared = partner_ids_reading_member(member=event.member)
         recipients |= set(partner_ids) if shared else (enrolled & partner_ids)
     return recipients

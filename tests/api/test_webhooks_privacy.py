@@ -318,6 +318,19 @@ def test_program_events_go_only_to_partners_that_may_read_the_member(
     assert [b["data"]["points"] for b in theirs.bodies() if b["type"] == event_type] == [8]
 
 
+def test_points_no_partner_caused_go_to_the_partners_that_may_read_the_member(api, other_api, enrolled, coalition):
+    """Staff, portal or import activity: a program event, with no partner's ids to strip."""
+    mine, theirs = coalition
+    member = Member.objects.get(member_number=enrolled)
+    event = program_event(member, "points.earned", member_number=enrolled, points=30, partner_id=None)
+    for delivery_id in webhooks.deliveries_create(event=event):
+        webhooks.delivery_attempt(delivery=WebhookDelivery.objects.get(pk=delivery_id))
+    assert [b["data"] for b in mine.bodies() if b["type"] == "points.earned"] == [
+        {"member_number": enrolled, "points": 30}
+    ]
+    assert [b for b in theirs.bodies() if b["type"] == "points.earned"] == []
+
+
 def test_an_enrollment_by_one_partner_reaches_another_only_with_the_sharing_consent_and_without_its_ids(
     api, other_api, coalition, commit
 ):
