@@ -233,3 +233,5 @@ except ValueError:
     raise ImproperlyConfigured(
         "WEBHOOK_SECRETS_KEY must be one or more Fernet keys (32 url-safe base64 bytes)"
     ) from None
+# httpx logs every webhook request at INFO; the delivery log (WebhookAttempt) already records them.
+LOGGING.setdefault("loggers", {})["httpx"] = {"level": "WARNING"}
