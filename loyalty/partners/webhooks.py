@@ -137,7 +137,7 @@ def webhook_url_check(url: str) -> None:
 
 def _secrets_box() -> MultiFernet:
     """``WEBHOOK_SECRETS_KEY``: one Fernet key, or several comma-separated (the first encrypts,
-    all decrypt: rotate by putting a new key first, then re-encrypting)."""
+    all decrypt: rotate by putting a new key first, then ``webhook_secrets_rotate``)."""
     keys = [k.strip() for k in str(settings.WEBHOOK_SECRETS_KEY).split(",") if k.strip()]
     return MultiFernet([Fernet(k) for k in keys])
 
@@ -154,6 +154,25 @@ def webhook_secret_decrypt(stored: str) -> str:
             "The endpoint's signing secret cannot be decrypted with WEBHOOK_SECRETS_KEY",
             code="webhook_secret_unreadable",
         ) from None
+
+
+def webhook_secrets_rotate() -> int:
+    """Re-encrypt every stored signing secret with the first key of ``WEBHOOK_SECRETS_KEY`` (after a
+    new key was put first), so the old key can then be removed; returns the rows rewritten."""
+    box = _secrets_box()
+    rotated = 0
+    with transaction.atomic():
+        for endpoint in WebhookEndpoint.objects.select_for_update().only("pk", "secret_encrypted").order_by("pk"):
+            try:
+                sealed = box.rotate(endpoint.secret_encrypted.encode()).decode()
+            except InvalidToken:
+                raise ValidationFailed(
+                    f"The secret of webhook endpoint {endpoint.pk} opens with none of WEBHOOK_SECRETS_KEY",
+                    code="webhook_secret_unreadable",
+                ) from None
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret_encrypted=sealed)
+            rotated += 1
+    return rotated
 
 
 # --- recipients -------------------------------------------------------------------------------

@@ -542,3 +542,21 @@ def test_tls_to_a_host_whose_certificate_names_another_host_fails(api, enrolled,
     attempt = WebhookAttempt.objects.get()
     assert attempt.status_code is None and "ConnectError" in attempt.error
     assert tls_receiver.requests == [] and tls_receiver.server_names == ["other.partner.test"]
+
+
+def test_rotating_the_key_re_encrypts_every_secret_so_the_old_key_can_go(api, settings):
+    import io
+
+    from django.core.management import call_command
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.WEBHOOK_SECRETS_KEY = old
+    _endpoint, secret = webhook_endpoint_create(
+        partner=api.partner, url="https://1.1.1.1/h", event_types=["points.earned"]
+    )
+    settings.WEBHOOK_SECRETS_KEY = f"{new},{old}"
+    out = io.StringIO()
+    call_command("webhook_secrets_rotate", stdout=out)
+    assert out.getvalue().startswith("1 webhook secret")
+    settings.WEBHOOK_SECRETS_KEY = new
+    assert webhooks.webhook_secret_decrypt(WebhookEndpoint.objects.get().secret_encrypted) == secret
