@@ -229,3 +229,24 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+
+# --- Coalition access and webhooks (issue 14) -------------------------------------------------
+from cryptography.fernet import Fernet  # noqa: E402 - this block's own import
+
+# A one-time redemption code (members.RedemptionCode) lives this long after the portal shows it.
+REDEMPTION_CODE_TTL_SECONDS = env.int("REDEMPTION_CODE_TTL_SECONDS", default=600)
+# Fernet key (32 url-safe base64 bytes) that encrypts webhook signing secrets at rest. Required in
+# production; make one with
+#   python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+# Elsewhere a fixed development key is used (never for real secrets).
+if PRODUCTION and not env.str("WEBHOOK_SECRETS_KEY", default=""):
+    raise ImproperlyConfigured("DJANGO_ENV=production needs WEBHOOK_SECRETS_KEY in the environment")
+WEBHOOK_SECRETS_KEY = env.str("WEBHOOK_SECRETS_KEY", default="ZGV2LW9ubHktd2ViaG9vay1zZWNyZXRzLWtleS0wMDA=")
+try:  # several comma-separated keys rotate: the first encrypts, all decrypt
+    [Fernet(key.strip()) for key in WEBHOOK_SECRETS_KEY.split(",") if key.strip()] or Fernet("")
+except ValueError:
+    raise ImproperlyConfigured(
+        "WEBHOOK_SECRETS_KEY must be one or more Fernet keys (32 url-safe base64 bytes)"
+    ) from None
+# httpx logs every webhook request at INFO; the delivery log (WebhookAttempt) already records them.
+LOGGING.setdefault("loggers", {})["httpx"] = {"level": "WARNING"}

@@ -120,3 +120,25 @@ class Consent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose}/{self.channel or 'all'}: {'on' if self.granted else 'off'}"
+
+
+class RedemptionCode(models.Model):
+    """A one-time code the member shows at a partner it is not linked to, so that partner may burn
+    its points once. Only a keyed hash is stored; short-lived and single-use: ``used_at`` is set
+    in the transaction of the redemption it allowed."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="redemption_codes")
+    code_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["member", "expires_at"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(expires_at__gt=models.F("created_at")), name="code_expires_later")
+        ]
+
+    def __str__(self) -> str:
+        state = "used" if self.used_at else f"until {self.expires_at:%Y-%m-%d %H:%M}"
+        return f"code of {self.member_id} ({state})"

@@ -8,13 +8,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
+from django.utils.crypto import salted_hmac
 
 from loyalty.core import clock, privacy
-from loyalty.core.errors import Conflict, ValidationFailed
+from loyalty.core.errors import Conflict, NotFound, ValidationFailed
 from loyalty.core.services import audit_record
 from members import luhn
 from members.models import (
@@ -26,6 +28,7 @@ from members.models import (
     EnrollmentSource,
     Member,
     MemberStatus,
+    RedemptionCode,
 )
 
 REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
@@ -462,3 +465,43 @@ def member_link_user(*, member: Member, user: Any) -> Member:
         member.user = user
         member.save(update_fields=["user", "updated_at"])
     return member
+
+
+REDEMPTION_CODE_LENGTH = 10  # from REFERRAL_ALPHABET: 32**10 = 2**50 codes
+
+
+def _redemption_code_hash(code: str) -> str:
+    """Keyed hash (HMAC-SHA256 with SECRET_KEY) of the code as the member may type it (case,
+    spaces and dashes ignored): a copy of the table alone does not give the codes back."""
+    normalized = "".join(code.split()).replace("-", "").upper()
+    return salted_hmac("members.RedemptionCode", normalized, algorithm="sha256").hexdigest()
+
+
+def redemption_code_issue(*, member: Member) -> str:
+    """A fresh one-time code that lets one partner burn this member's points once, within
+    ``REDEMPTION_CODE_TTL_SECONDS``; returned in plain text this once (the portal shows it), stored
+    only hashed."""
+    if member.status != MemberStatus.ACTIVE:
+        raise Conflict(f"A {member.status} member cannot redeem points", code="member_inactive")
+    now = clock.now()
+    code = "".join(secrets.choice(REFERRAL_ALPHABET) for _ in range(REDEMPTION_CODE_LENGTH))
+    RedemptionCode.objects.create(
+        member=member,
+        code_hash=_redemption_code_hash(code),
+        created_at=now,
+        expires_at=now + dt.timedelta(seconds=settings.REDEMPTION_CODE_TTL_SECONDS),
+    )
+    return code
+
+
+def redemption_code_consume(*, member: Member, code: str) -> None:
+    """Use up ``code`` of ``member`` in the caller's transaction (the redemption it allows), or
+    raise ``redemption_code_invalid`` (unknown, another member's, expired or used). One UPDATE:
+    of two transactions racing with one code, the second waits for the first and then finds it
+    used, so exactly one redemption goes through."""
+    now = clock.now()
+    used = RedemptionCode.objects.filter(
+        member=member, code_hash=_redemption_code_hash(code or ""), used_at__isnull=True, expires_at__gt=now
+    ).update(used_at=now)
+    if used != 1:
+        raise NotFound("No valid redemption code for this member", code="redemption_code_invalid")

@@ -197,6 +197,12 @@ class RedemptionInSerializer(serializers.Serializer):
     external_id = serializers.CharField(max_length=100)
     description = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     program = serializers.CharField(max_length=100, required=False)
+    redemption_code = serializers.CharField(
+        max_length=40,
+        required=False,
+        help_text="One-time code the member shows; needed where the member did not enroll with this partner "
+        "nor consent to sharing with partners",
+    )
 
 
 class RedemptionOutSerializer(serializers.Serializer):

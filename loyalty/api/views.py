@@ -18,12 +18,13 @@ from rest_framework.views import APIView
 from loyalty.activity import services as activity
 from loyalty.api import serializers as s
 from loyalty.api.errors import PROBLEM, application_problem
-from loyalty.core.errors import ApplicationError, NotFound
+from loyalty.core.errors import ApplicationError, Conflict, NotFound
 from loyalty.core.idempotency import idempotent
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger.models import Entry, EntryKind, Redemption
 from loyalty.partners import services as partner_services
-from loyalty.partners.models import PartnerMember, WebhookEndpoint
+from loyalty.partners.models import WebhookEndpoint
+from loyalty.partners.selectors import partner_member_access, partner_members_visible
 from loyalty.tiers.selectors import member_tier, tier_progress
 from members.models import EnrollmentSource, Member
 from members.selectors import member_get_by_number
@@ -71,15 +72,24 @@ def _partner(request):
     return request.user.partner
 
 
-def _linked_member(request, member_number: str) -> Member:
-    """A member the calling partner may see: linked, else 404 exactly like an unknown number."""
+def _readable_member(request, member_number: str) -> Member:
+    """A member whose personal data the calling partner may read (``partner_member_access``);
+    else 404 exactly like an unknown number."""
     try:
         member = member_get_by_number(member_number=member_number)
     except ApplicationError:
         raise NotFound("No member with this number", code="member_not_found") from None
-    if not PartnerMember.objects.filter(partner=_partner(request), member=member).exists():
+    if not partner_member_access(partner=_partner(request), member=member).read:
         raise NotFound("No member with this number", code="member_not_found")
     return member
+
+
+# What a partner is told when the email of an enrollment is already enrolled: the same problem
+# whether or not it may see that member, with nothing about the member (README, Partner API).
+EMAIL_UNAVAILABLE = (
+    "This email address cannot be enrolled here; an existing member can present their card, "
+    "or enroll with another address"
+)
 
 
 class WriteView(APIView):
@@ -149,8 +159,7 @@ class MembersView(WriteView):
                 status=400,
                 content_type=PROBLEM,
             )
-        linked = PartnerMember.objects.filter(partner=_partner(request)).values("member_id")
-        members = Member.objects.filter(email__iexact=email, pk__in=linked)
+        members = partner_members_visible(partner=_partner(request), members=Member.objects.filter(email__iexact=email))
         return Response(s.MemberSerializer(members, many=True).data)
 
     @extend_schema(
@@ -175,31 +184,36 @@ class MembersView(WriteView):
 
     def handle(self, request, data):
         consents = [(c["purpose"], c.get("channel", ""), c["granted"]) for c in data.get("consents", [])]
-        member = activity.enrollment_record(
-            source=EnrollmentSource.PARTNER,
-            partner=_partner(request),
-            consents=consents,
-            consent_wording_version=data.get("consent_wording_version", ""),
-            email=data.get("email") or None,
-            first_name=data.get("first_name", ""),
-            last_name=data.get("last_name", ""),
-            phone=data.get("phone", ""),
-            birth_date=data.get("birth_date"),
-            postal_code=data.get("postal_code", ""),
-        )
+        try:
+            member = activity.enrollment_record(
+                source=EnrollmentSource.PARTNER,
+                partner=_partner(request),
+                consents=consents,
+                consent_wording_version=data.get("consent_wording_version", ""),
+                email=data.get("email") or None,
+                first_name=data.get("first_name", ""),
+                last_name=data.get("last_name", ""),
+                phone=data.get("phone", ""),
+                birth_date=data.get("birth_date"),
+                postal_code=data.get("postal_code", ""),
+            )
+        except ApplicationError as exc:
+            if exc.code == "email_taken":
+                raise Conflict(EMAIL_UNAVAILABLE, code="email_taken") from None
+            raise
         return status.HTTP_201_CREATED, _member_body(member)
 
 
 class MemberDetailView(APIView):
     @extend_schema(operation_id="members_retrieve", responses={200: s.MemberSerializer, **errors(*COMMON_ERRORS, 404)})
     def get(self, request, member_number: str):
-        return Response(_member_body(_linked_member(request, member_number)))
+        return Response(_member_body(_readable_member(request, member_number)))
 
 
 class BalanceView(APIView):
     @extend_schema(operation_id="members_balance", responses={200: s.BalanceSerializer, **errors(*COMMON_ERRORS, 404)})
     def get(self, request, member_number: str):
-        member = _linked_member(request, member_number)
+        member = _readable_member(request, member_number)
         program = ledger_selectors.partner_program(partner=_partner(request))
         account = ledger_selectors.member_account(member=member, program=program)
         tier = member_tier(member=member, program=program)
@@ -266,7 +280,7 @@ class EntriesView(ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Entry.objects.none()
-        member = _linked_member(self.request, self.kwargs["member_number"])
+        member = _readable_member(self.request, self.kwargs["member_number"])
         return Entry.objects.filter(account__member=member, transaction__partner=_partner(self.request)).select_related(
             "transaction"
         )
@@ -413,6 +427,7 @@ class RedemptionsView(WriteView):
             external_id=data["external_id"],
             description=data["description"],
             program_name=data.get("program"),
+            redemption_code=data.get("redemption_code"),
         )
         return (status.HTTP_201_CREATED if created else status.HTTP_200_OK), _redemption_body(redemption)
 

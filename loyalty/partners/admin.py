@@ -1,9 +1,13 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
 from loyalty.core.admin import ReadOnlyAdminMixin
+from loyalty.core.errors import ValidationFailed
+from loyalty.partners import services as partner_services
 from loyalty.partners import webhooks
 from loyalty.partners.models import (
+    WEBHOOK_EVENT_TYPES,
     OutboxEvent,
     Partner,
     PartnerAPIKey,
@@ -44,15 +48,59 @@ class WebhookAttemptInline(admin.TabularInline):
         return False
 
 
+class WebhookEndpointAddForm(forms.ModelForm):
+    """Staff register a partner's endpoint: the URL is checked as the API checks it."""
+
+    url = forms.URLField(max_length=500, assume_scheme="https")
+    event_types = forms.MultipleChoiceField(
+        choices=[(t, t) for t in WEBHOOK_EVENT_TYPES], widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ("partner", "url", "event_types")
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        try:
+            webhooks.webhook_url_check(url)
+        except ValidationFailed as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from None
+        return url
+
+
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     list_display = ("url", "partner", "is_active", "disabled_reason", "failing_since", "created_at")
     list_filter = ("is_active", "partner")
     readonly_fields = ("partner", "url", "event_types", "failing_since", "disabled_reason", "created_at", "deleted_at")
-    exclude = ("secret",)
+    exclude = ("secret_encrypted",)  # the signing secret is shown once, when the endpoint is added
 
-    def has_add_permission(self, request):
-        return False
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = WebhookEndpointAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else ()
+
+    def get_fields(self, request, obj=None):
+        return ("partner", "url", "event_types") if obj is None else super().get_fields(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        endpoint, secret = partner_services.webhook_endpoint_create(
+            partner=form.cleaned_data["partner"],
+            url=form.cleaned_data["url"],
+            event_types=form.cleaned_data["event_types"],
+        )
+        for field in ("pk", "event_types", "secret_encrypted", "created_at"):
+            setattr(obj, field, getattr(endpoint, field))
+        self.message_user(
+            request, f"Signing secret (shown only now; give it to the partner): {secret}", level=messages.WARNING
+        )
 
 
 @admin.register(WebhookDelivery)

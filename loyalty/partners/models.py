@@ -103,7 +103,10 @@ class WebhookEndpoint(models.Model):
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="webhooks")
     url = models.URLField(max_length=500)
     event_types = models.JSONField(default=list)
-    secret = models.CharField(max_length=100, help_text="Standard Webhooks signing secret (whsec_...)")
+    secret_encrypted = models.CharField(
+        max_length=400,
+        help_text="Standard Webhooks signing secret (whsec_...), encrypted with WEBHOOK_SECRETS_KEY (Fernet)",
+    )
     is_active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=255, blank=True)
     failing_since = models.DateTimeField(null=True, blank=True)

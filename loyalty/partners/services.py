@@ -25,7 +25,7 @@ from loyalty.partners.models import (
     PartnerMember,
     WebhookEndpoint,
 )
-from loyalty.partners.webhooks import webhook_url_check
+from loyalty.partners.webhooks import webhook_secret_encrypt, webhook_url_check
 
 if TYPE_CHECKING:  # type hints only: partners and members are siblings (neither imports the other)
     from members.models import Member
@@ -134,7 +134,11 @@ def webhook_endpoint_create(*, partner: Partner, url: str, event_types: list[str
     webhook_url_check(url)
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     endpoint = WebhookEndpoint.objects.create(
-        partner=partner, url=url, event_types=sorted(set(event_types)), secret=secret, created_at=clock.now()
+        partner=partner,
+        url=url,
+        event_types=sorted(set(event_types)),
+        secret_encrypted=webhook_secret_encrypt(secret),
+        created_at=clock.now(),
     )
     return endpoint, secret
 

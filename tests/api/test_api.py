@@ -66,7 +66,7 @@ def test_another_partner_cannot_see_an_unlinked_member(other_api, enrolled):
     problem(other_api.get("/api/v1/members/000000000000/"), 404, "member_not_found")
 
 
-def test_purchase_earns_pending_points_and_links_the_partner_that_saw_the_card(api, other_api, enrolled):
+def test_purchase_by_card_earns_pending_points_at_any_partner_without_widening_its_reads(api, other_api, enrolled):
     program = program_default()
     program.pending_days = 14
     program.save()
@@ -75,7 +75,8 @@ def test_purchase_earns_pending_points_and_links_the_partner_that_saw_the_card(a
     body = response.json()
     assert body["points_earned"] == 100 and body["points_pending_until"] == "2030-01-24T12:00:00Z"
     assert body["explanation"][0]["rule"] == "Base rate"
-    assert other_api.get(f"/api/v1/members/{enrolled}/balance/").json()["pending"] == 100  # linked by the card now
+    assert other_api.get(f"/api/v1/members/{enrolled}/balance/").status_code == 404  # the card link is earn-only
+    assert api.get(f"/api/v1/members/{enrolled}/balance/").json()["pending"] == 100
 
 
 def test_same_purchase_again_is_200_with_same_body_and_different_body_is_409(api, enrolled):

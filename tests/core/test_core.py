@@ -60,7 +60,9 @@ def test_audit_record_keeps_actor_action_target_reason_and_diff():
 
 
 def _run_manage(args, env_overrides):
-    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "ALLOWED_HOSTS", "DEBUG")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "WEBHOOK_SECRETS_KEY")
+    }
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
@@ -76,7 +78,12 @@ def test_production_mode_refuses_to_start_without_secret_key_and_hosts():
 def test_production_mode_passes_check_deploy_without_warnings():
     result = _run_manage(
         ["check", "--deploy", "--fail-level", "WARNING"],
-        {"DJANGO_ENV": "production", "SECRET_KEY": "x7!Qz" * 12 + "Lm9#pR2$vT", "ALLOWED_HOSTS": "loyalty.example.com"},
+        {
+            "DJANGO_ENV": "production",
+            "SECRET_KEY": "x7!Qz" * 12 + "Lm9#pR2$vT",
+            "ALLOWED_HOSTS": "loyalty.example.com",
+            "WEBHOOK_SECRETS_KEY": "K3f1bM0r7yXo0tM2Vw2bS9yX8n1yQd6oJm3bHcVb4rE=",
+        },
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

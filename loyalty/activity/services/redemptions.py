@@ -10,7 +10,9 @@ from loyalty.core.errors import NotFound
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger import services as ledger
 from loyalty.ledger.models import Redemption, RedemptionStatus
+from loyalty.partners.selectors import partner_member_access
 from loyalty.partners.services import outbox_record
+from members.services import redemption_code_consume
 
 
 def redemption_record(
@@ -21,13 +23,21 @@ def redemption_record(
     external_id: str | None,
     description: str = "",
     program_name: str | None = None,
+    redemption_code: str | None = None,
 ) -> tuple[Redemption, bool]:
     """Burn points at a partner. Returns (redemption, created); the same external_id with the
     same member and points returns the first one, other content is ``duplicate_external_id``.
 
     "New or repeat" is decided under the account lock: concurrent copies of one redemption wait
-    for the first to commit, then find it, so there is one burn, one event and one ``created``."""
+    for the first to commit, then find it, so there is one burn, one event and one ``created``.
+
+    A partner the member enrolled with (or consented to share with) may burn; any other only with
+    a one-time ``redemption_code`` the member holds, used up in this transaction; without either
+    the member is not found."""
     member = _earning_member(member_number, None)
+    may_burn = partner_member_access(partner=partner, member=member).burn
+    if not may_burn and not redemption_code:
+        raise NotFound("No member with this number", code="member_not_found")
     program = (
         ledger_selectors.partner_program(partner=partner, name=program_name)
         if partner
@@ -40,6 +50,8 @@ def redemption_record(
             if external_id
             else None
         )
+        if not may_burn and before is None:
+            redemption_code_consume(member=member, code=redemption_code)
         redemption = ledger.points_redeem(
             account=account, points=points, description=description, partner=partner, external_id=external_id
         )
