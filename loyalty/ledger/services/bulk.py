@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from dateutil.relativedelta import relativedelta
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
 
@@ -289,7 +288,7 @@ def _credit(
                 policy=program.expiry_policy, months=program.expiry_months, years=program.expiry_years, credited_at=now
             )
             if program.expiry_policy == ExpiryPolicy.INACTIVITY_MONTHS and pk in last_earn:
-                expires_at = last_earn[pk] + relativedelta(months=program.expiry_months)
+                expires_at = policy.add_months(last_earn[pk], program.expiry_months)
             if expires_at is not None and expires_at <= settled:
                 raise ValidationFailed(
                     "Points of this batch would expire before its last credit: credit them one by one",
@@ -385,7 +384,7 @@ def _touch_activity(
     for pk, at in last_earn.items():
         program = programs[pk]
         if program.expiry_policy == ExpiryPolicy.INACTIVITY_MONTHS and (locked[pk].available or locked[pk].pending):
-            by_time[at + relativedelta(months=program.expiry_months)].append(pk)
+            by_time[policy.add_months(at, program.expiry_months)].append(pk)
     for expires_at, account_ids in by_time.items():
         Lot.objects.filter(account_id__in=account_ids, remaining__gt=0).update(expires_at=expires_at)
 
