@@ -174,8 +174,16 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["loyalty.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["loyalty.api.auth.HasScope"],
-    "DEFAULT_THROTTLE_CLASSES": ["loyalty.api.auth.PerKeyThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"partner": env.str("API_THROTTLE_RATE", default="6000/min")},
+    # atomic counters in Redis (loyalty.api.throttling): per API key, and per client address for
+    # requests whose key is unusable (checked during authentication)
+    "DEFAULT_THROTTLE_CLASSES": ["loyalty.api.throttling.PerKeyThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "partner": env.str("API_THROTTLE_RATE", default="6000/min"),
+        "bad_key": env.str("API_ANON_THROTTLE_RATE", default="60/min"),
+    },
+    # proxies in front of gunicorn that append to X-Forwarded-For (0: the address is REMOTE_ADDR, and a
+    # client cannot pick its own by sending the header)
+    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "loyalty.api.errors.exception_handler",
