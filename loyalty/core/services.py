@@ -1,19 +1,21 @@
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models
+from django.db import models, transaction
 
 from loyalty.core import clock
 from loyalty.core.models import AuditEvent
 
 
 def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Dates, decimals, UUIDs (also inside lists) become strings, as JSON keeps them."""
     if value is None:
         return None
-    encoder = DjangoJSONEncoder()
-    return {k: v if isinstance(v, (str, int, bool, type(None))) else encoder.default(v) for k, v in value.items()}
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
 def audit_record(
@@ -39,3 +41,66 @@ def audit_record(
         after=_jsonable(after),
         created_at=clock.now(),
     )
+
+
+M = TypeVar("M", bound=models.Model)
+
+
+def model_values(instance: models.Model, fields: Iterable[str]) -> dict[str, Any]:
+    """The values of ``fields`` of ``instance`` (a foreign key by its id), for an audit row."""
+    values = {}
+    for name in fields:
+        field = instance._meta.get_field(name)
+        values[name] = getattr(instance, field.attname)
+    return values
+
+
+def model_save_audited(
+    *,
+    instance: M,
+    actor: Any,
+    created: bool,
+    fields: Iterable[str],
+    action: str,
+    reason: str = "",
+    verb: str | None = None,
+) -> M:
+    """Insert or update ``instance`` and write an audit row ``<action>.created`` / ``<action>.changed``
+    (or ``<action>.<verb>``) with the ``fields`` before and after as stored, in one transaction. The
+    caller names the fields an audit may show (never a secret or a key hash)."""
+    fields = list(fields)
+    with transaction.atomic():
+        before = None
+        if not created:
+            stored = type(instance)._default_manager.select_for_update().get(pk=instance.pk)
+            before = model_values(stored, fields)
+        instance.save()
+        after = model_values(type(instance)._default_manager.get(pk=instance.pk), fields)
+        if before is not None:
+            changed = [f for f in fields if before[f] != after[f]]
+            before, after = {f: before[f] for f in changed}, {f: after[f] for f in changed}
+        audit_record(
+            actor=actor,
+            action=f"{action}.{verb or ('created' if created else 'changed')}",
+            target=instance,
+            reason=reason,
+            before=before,
+            after=after,
+        )
+    return instance
+
+
+def model_delete_audited(
+    *, instance: models.Model, actor: Any, fields: Iterable[str], action: str, reason: str = ""
+) -> None:
+    """Delete ``instance`` and write an audit row ``<action>.deleted`` with its ``fields``, in one
+    transaction."""
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action=f"{action}.deleted",
+            target=instance,
+            reason=reason,
+            before=model_values(instance, fields),
+        )
+        instance.delete()
