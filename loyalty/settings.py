@@ -75,6 +75,11 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# Proxies in front of gunicorn that append to X-Forwarded-For. 0: a client's address is REMOTE_ADDR
+# (and a client cannot pick its own by sending the header). Used by the API throttles and the admin
+# login lockout.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out username + address
     "django.contrib.auth.backends.ModelBackend",
@@ -90,6 +95,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "loyalty.core.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "loyalty.core.lockout.client_address"
 AXES_SENSITIVE_PARAMETERS = ["password"]
 
 # Content-Security-Policy on every response (django-csp 4 format). Scripts only from this site's
@@ -223,9 +229,7 @@ REST_FRAMEWORK = {
         "partner": env.str("API_THROTTLE_RATE", default="6000/min"),
         "bad_key": env.str("API_ANON_THROTTLE_RATE", default="60/min"),
     },
-    # proxies in front of gunicorn that append to X-Forwarded-For (0: the address is REMOTE_ADDR, and a
-    # client cannot pick its own by sending the header)
-    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),
+    "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "loyalty.api.errors.exception_handler",

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 
-from axes.helpers import get_client_ip_address, get_client_username, get_cool_off
+from axes.helpers import get_client_username, get_cool_off
 from axes.models import AccessAttempt
+from django.conf import settings
 from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -19,7 +20,7 @@ def lockout_response(
 ) -> HttpResponse:
     username = get_client_username(request, credentials) or ""
     cool_off = get_cool_off(request)
-    last_failure = AccessAttempt.objects.filter(username=username, ip_address=get_client_ip_address(request)).aggregate(
+    last_failure = AccessAttempt.objects.filter(username=username, ip_address=client_address(request)).aggregate(
         last=Max("attempt_time")
     )["last"]
     now = clock.now()
@@ -33,3 +34,12 @@ def lockout_response(
     )
     response["Retry-After"] = str(seconds)
     return response
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address: ``REMOTE_ADDR``, or behind ``NUM_PROXIES`` proxies the address the
+    nearest of them saw (X-Forwarded-For from the right: what a client sends itself is ignored)."""
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    if settings.NUM_PROXIES and forwarded:
+        return forwarded[-min(settings.NUM_PROXIES, len(forwarded))]
+    return request.META.get("REMOTE_ADDR", "")

@@ -26,15 +26,17 @@ def audit_record(
     reason: str = "",
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    target_id: str | None = None,
 ) -> AuditEvent:
-    """Write one audit row. ``actor`` is a user (or None for the system)."""
+    """Write one audit row. ``actor`` is a user (or None for the system). ``target_id`` names the
+    target where its primary key should not be shown (an API key's holds its hash)."""
     is_user = actor is not None and getattr(actor, "pk", None) is not None
     return AuditEvent.objects.create(
         actor=actor if is_user else None,
         actor_label=(actor.get_username() if is_user else str(actor or "system"))[:200],
         action=action,
         target_type=target._meta.label_lower,
-        target_id=str(target.pk),
+        target_id=target_id if target_id is not None else str(target.pk),
         target_repr=str(target)[:200],
         reason=reason,
         before=_jsonable(before),
@@ -64,6 +66,7 @@ def model_save_audited(
     action: str,
     reason: str = "",
     verb: str | None = None,
+    target_id: str | None = None,
 ) -> M:
     """Insert or update ``instance`` and write an audit row ``<action>.created`` / ``<action>.changed``
     (or ``<action>.<verb>``) with the ``fields`` before and after as stored, in one transaction. The
@@ -86,12 +89,19 @@ def model_save_audited(
             reason=reason,
             before=before,
             after=after,
+            target_id=target_id,
         )
     return instance
 
 
 def model_delete_audited(
-    *, instance: models.Model, actor: Any, fields: Iterable[str], action: str, reason: str = ""
+    *,
+    instance: models.Model,
+    actor: Any,
+    fields: Iterable[str],
+    action: str,
+    reason: str = "",
+    target_id: str | None = None,
 ) -> None:
     """Delete ``instance`` and write an audit row ``<action>.deleted`` with its ``fields``, in one
     transaction."""
@@ -102,5 +112,6 @@ def model_delete_audited(
             target=instance,
             reason=reason,
             before=model_values(instance, fields),
+            target_id=target_id,
         )
         instance.delete()

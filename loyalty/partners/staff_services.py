@@ -1,6 +1,7 @@
 """Changes staff make to partners, their API keys and webhook endpoints (in the admin): each one
 saved in a transaction with an audit row (loyalty.core.services.audit_record) saying who changed
-what, from what to what. Secrets and key hashes never enter the audit trail."""
+what, from what to what. Secrets and key hashes never enter the audit trail (an API key is named by
+its prefix: its primary key holds the hash)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,13 @@ def partner_api_key_issue(*, key: PartnerAPIKey, actor: Any, reason: str = "") -
     with transaction.atomic():
         raw = PartnerAPIKey.objects.assign_key(key)
         model_save_audited(
-            instance=key, actor=actor, created=True, fields=API_KEY_FIELDS, action="api_key", reason=reason
+            instance=key,
+            actor=actor,
+            created=True,
+            fields=API_KEY_FIELDS,
+            action="api_key",
+            reason=reason,
+            target_id=key.prefix,
         )
     return key, raw
 
@@ -41,12 +48,20 @@ def partner_api_key_issue(*, key: PartnerAPIKey, actor: Any, reason: str = "") -
 def partner_api_key_save(*, key: PartnerAPIKey, actor: Any, reason: str = "") -> PartnerAPIKey:
     """Save a change of an existing key (name, scopes, expiry, revocation)."""
     return model_save_audited(
-        instance=key, actor=actor, created=False, fields=API_KEY_FIELDS, action="api_key", reason=reason
+        instance=key,
+        actor=actor,
+        created=False,
+        fields=API_KEY_FIELDS,
+        action="api_key",
+        reason=reason,
+        target_id=key.prefix,
     )
 
 
 def partner_api_key_delete(*, key: PartnerAPIKey, actor: Any, reason: str = "") -> None:
-    model_delete_audited(instance=key, actor=actor, fields=API_KEY_FIELDS, action="api_key", reason=reason)
+    model_delete_audited(
+        instance=key, actor=actor, fields=API_KEY_FIELDS, action="api_key", reason=reason, target_id=key.prefix
+    )
 
 
 def webhook_endpoint_save(*, endpoint: WebhookEndpoint, actor: Any, reason: str = "") -> WebhookEndpoint:

@@ -95,7 +95,8 @@ def test_api_key_issued_revoked_and_deleted_in_the_admin_are_audited_without_the
     assert response.status_code == 302 and issued.actor == root and issued.after["scopes"] == ["read"]
     assert audit("api_key.changed").after == {"revoked": True}
     assert audit("api_key.deleted").before["prefix"] == key.prefix
-    trail = str(list(AuditEvent.objects.values_list("before", "after")))
+    assert {e.target_id for e in AuditEvent.objects.filter(action__startswith="api_key.")} == {key.prefix}
+    trail = str(list(AuditEvent.objects.values_list("target_id", "target_repr", "before", "after")))
     assert key.hashed_key not in trail
 
 

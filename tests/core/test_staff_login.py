@@ -88,3 +88,25 @@ def test_superuser_command_unlocks_a_username(staff_user):
     call_command("axes_reset_username", "sam")
 
     assert sign_in(PASSWORD, ATTACKER).status_code == 302
+
+
+def test_forwarded_for_header_cannot_dodge_the_lockout_without_a_trusted_proxy(staff_user):
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        Client(REMOTE_ADDR=ATTACKER, HTTP_X_FORWARDED_FOR=f"10.0.0.{i}").post(
+            "/admin/login/", {"username": "sam", "password": "wrong"}
+        )
+
+    assert sign_in(PASSWORD, ATTACKER).status_code == 429
+
+
+def test_behind_a_proxy_the_address_it_saw_is_locked_out_not_the_proxy(staff_user, settings):
+    settings.NUM_PROXIES = 1
+    proxy = "10.1.1.1"
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        Client(REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=f"spoofed, {ATTACKER}").post(
+            "/admin/login/", {"username": "sam", "password": "wrong"}
+        )
+    colleague = Client(REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=STAFF_DESK)
+
+    assert colleague.post("/admin/login/", {"username": "sam", "password": PASSWORD}).status_code == 302
+    assert AccessAttempt.objects.get().ip_address == ATTACKER
