@@ -12,6 +12,7 @@ from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
 
 from loyalty.api import throttling
+from loyalty.partners.services import partner_key_create
 from tests.api.conftest import key_client
 from tests.api.test_api import problem
 from tests.concurrency import run_together
@@ -120,3 +121,19 @@ def test_forwarded_for_header_does_not_pick_the_throttled_address(rates):
         codes.append(client.get("/api/v1/members/?email=a@b.c").status_code)
 
     assert codes == [401, 401, 429]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_api_requests_pass_the_key_limit_at_most_once_each(redis_counters, rates):
+    """Through the whole stack (authentication, throttle, view), on real threads and connections."""
+    rates(partner="8/min")
+    _partner, _created, raw = partner_key_create(partner_name=f"Burst {uuid.uuid4()}", scopes=["read"])
+
+    def call(i):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+        return client.get("/api/v1/members/?email=a@b.c").status_code
+
+    codes = run_together(24, call)
+
+    assert sorted(codes) == [200] * 8 + [429] * 16
