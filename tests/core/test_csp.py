@@ -48,7 +48,15 @@ def test_every_response_carries_the_policy(client, url):
 
 
 @pytest.mark.parametrize(
-    "url", ["/admin/", "/admin/segments/segment/add/", "/admin/members/member/", "/admin/auth/user/add/"]
+    "url",
+    [
+        "/admin/",
+        "/admin/segments/segment/add/",
+        "/admin/members/member/",
+        "/admin/members/member/import/",
+        "/admin/auth/user/add/",
+        "/admin/django_celery_beat/periodictask/add/",
+    ],
 )
 def test_admin_pages_carry_the_policy_and_run_no_inline_script(superuser_client, url):
     response = superuser_client.get(url)
