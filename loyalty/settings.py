@@ -4,10 +4,12 @@ DJANGO_ENV=production turns on production mode: SECRET_KEY and ALLOWED_HOSTS mus
 from the environment, DEBUG is off and the security settings pass `check --deploy`.
 """
 
+import datetime
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -47,6 +49,8 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "import_export",
     "django_celery_beat",
+    "axes",
+    "csp",
     "loyalty.core",
     "members",
     "loyalty.partners",
@@ -61,6 +65,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "loyalty.api.middleware.ApiProblemMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -68,7 +73,50 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last: turns a lockout raised during authentication into the lockout page
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Proxies in front of gunicorn that append to X-Forwarded-For. 0: a client's address is REMOTE_ADDR
+# (and a client cannot pick its own by sending the header). Used by the API throttles and the admin
+# login lockout.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out username + address
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Staff login lockout (django-axes): AXES_FAILURE_LIMIT wrong passwords for one username from one
+# address lock that pair (not the username everywhere, so nobody elsewhere can lock staff out) for
+# AXES_COOLOFF_MINUTES; attempts during the lockout do not prolong it. Unlock at once with
+# `manage.py axes_reset_username <username>` (or axes_reset_ip / axes_reset_ip_username / axes_reset).
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "loyalty.core.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "loyalty.core.lockout.client_address"
+AXES_SENSITIVE_PARAMETERS = ["password"]
+
+# Content-Security-Policy on every response (django-csp 4 format). Scripts only from this site's
+# static files: no inline script anywhere (tests/core/test_csp.py checks the templates); styles may
+# be inline (the admin and Swagger UI set style attributes).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 ROOT_URLCONF = "loyalty.urls"
 
@@ -189,8 +237,14 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["loyalty.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["loyalty.api.auth.HasScope"],
-    "DEFAULT_THROTTLE_CLASSES": ["loyalty.api.auth.PerKeyThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"partner": env.str("API_THROTTLE_RATE", default="6000/min")},
+    # atomic counters in Redis (loyalty.api.throttling): per API key, and per client address for
+    # requests whose key is unusable (checked during authentication)
+    "DEFAULT_THROTTLE_CLASSES": ["loyalty.api.throttling.PerKeyThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "partner": env.str("API_THROTTLE_RATE", default="6000/min"),
+        "bad_key": env.str("API_ANON_THROTTLE_RATE", default="60/min"),
+    },
+    "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["loyalty.api.parsers.DepthLimitedJSONParser"],
     "EXCEPTION_HANDLER": "loyalty.api.errors.exception_handler",
@@ -210,6 +264,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True
+# importing rewrites rows: it needs the change permission of the model; exporting is reading: view
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 
 LOGGING = {

@@ -108,6 +108,10 @@ class MemberAdmin(ImportExportModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # members are closed or erased, never deleted (their ledger stays)
 
+    def has_import_permission(self, request):
+        # an import enrolls members and rewrites existing ones: add and change, not just a view
+        return self.has_add_permission(request) and self.has_change_permission(request)
+
     def save_model(self, request, obj, form, change):
         values = {f: form.cleaned_data.get(f) for f in form.changed_data if f in services.UPDATABLE_FIELDS}
         try:

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from loyalty.activity.models import EarningRule, EventRule, EventType, MemberEvent
+from loyalty.activity.services import rule_config
 from loyalty.core.admin import ReadOnlyAdminMixin
 
 
@@ -27,6 +28,16 @@ class EarningRuleAdmin(admin.ModelAdmin):
         ("Limits", {"fields": ("valid_from", "valid_until", "cap_per_day", "cap_per_month")}),
     )
 
+    def save_model(self, request, obj, form, change):
+        rule_config.earning_rule_save(rule=obj, actor=request.user, created=not change, reason="admin")
+
+    def delete_model(self, request, obj):
+        rule_config.earning_rule_delete(rule=obj, actor=request.user, reason="admin")
+
+    def delete_queryset(self, request, queryset):
+        for rule in queryset:
+            self.delete_model(request, rule)
+
 
 @admin.register(EventType)
 class EventTypeAdmin(admin.ModelAdmin):
@@ -38,6 +49,16 @@ class EventTypeAdmin(admin.ModelAdmin):
 class EventRuleAdmin(admin.ModelAdmin):
     list_display = ("event_type", "program", "points", "limit_per_day", "limit_per_week", "limit_lifetime", "is_active")
     list_filter = ("program", "is_active", "event_type")
+
+    def save_model(self, request, obj, form, change):
+        rule_config.event_rule_save(rule=obj, actor=request.user, created=not change, reason="admin")
+
+    def delete_model(self, request, obj):
+        rule_config.event_rule_delete(rule=obj, actor=request.user, reason="admin")
+
+    def delete_queryset(self, request, queryset):
+        for rule in queryset:
+            self.delete_model(request, rule)
 
 
 @admin.register(MemberEvent)

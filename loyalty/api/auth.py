@@ -1,12 +1,13 @@
-"""Partner authentication (``Authorization: Api-Key <key>``), scopes and per-key throttling."""
+"""Partner authentication (``Authorization: Api-Key <key>``) and scopes. Throttles: loyalty.api.throttling."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from django.db.models.expressions import RawSQL
-from rest_framework import authentication, exceptions, permissions, throttling
+from rest_framework import authentication, exceptions, permissions
 
+from loyalty.api.throttling import BadKeyAddressThrottle, PerKeyThrottle
 from loyalty.core import clock
 from loyalty.core.config import STAMP_SQL, config_stamp_seen
 from loyalty.partners.models import PartnerAPIKey, PartnerStatus
@@ -59,18 +60,26 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         keyword, _, raw = header.partition(" ")
         if keyword != self.keyword or not raw.strip():
-            raise exceptions.AuthenticationFailed("Use 'Authorization: Api-Key <key>'")
+            self._refuse(request, "Use 'Authorization: Api-Key <key>'")
         key = _usable_key(raw.strip())
         if key is None:
-            raise exceptions.AuthenticationFailed("Unknown or revoked API key")
+            self._refuse(request, "Unknown or revoked API key")
         if key.has_expired:
-            raise exceptions.AuthenticationFailed("This API key has expired")
+            self._refuse(request, "This API key has expired")
         if key.partner.status != PartnerStatus.ACTIVE:
-            raise exceptions.AuthenticationFailed("This partner is suspended")
+            self._refuse(request, "This partner is suspended")
         now = clock.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             PartnerAPIKey.objects.filter(pk=key.pk).update(last_used_at=now)
         return PartnerUser(key), key
+
+    @staticmethod
+    def _refuse(request, message: str):
+        """401, or 429 once the client's address sent too many unusable keys."""
+        throttle = BadKeyAddressThrottle()
+        if not throttle.allow_request(request, None):
+            raise exceptions.Throttled(throttle.wait())
+        raise exceptions.AuthenticationFailed(message)
 
     def authenticate_header(self, request):
         return self.keyword
@@ -89,10 +98,4 @@ class HasScope(permissions.BasePermission):
         return needed in (user.key.scopes or [])
 
 
-class PerKeyThrottle(throttling.SimpleRateThrottle):
-    scope = "partner"
-
-    def get_cache_key(self, request, view):
-        if not isinstance(request.user, PartnerUser):
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": request.user.key.pk}
+__all__ = ["ApiKeyAuthentication", "HasScope", "PartnerUser", "PerKeyThrottle"]

@@ -8,32 +8,51 @@ from __future__ import annotations
 
 ACTIONS = ("add", "change", "delete", "view")
 
-# role -> {app_label: actions}; "*" means every loyalty app.
+# role -> {rule: actions}. A rule is an app label (every model of the app), "app_label.model" (one
+# model) or "*" (every loyalty app); a role holds the union of what its rules give. Actions are the
+# first word of permission codenames: add, change, delete, view, and the custom ones (adjust_points,
+# manual_tier). What each role may then do on each admin screen is docs/permissions.md, checked
+# screen by screen by tests/core/test_permissions.py.
 ROLES: dict[str, dict[str, tuple[str, ...]]] = {
+    # designs the program: earning and event rules, tiers, segments, offers, campaigns
     "Marketing": {
+        "activity.earningrule": ACTIONS,
+        "activity.eventrule": ACTIONS,
+        "activity.eventtype": ACTIONS,
+        "activity.memberevent": ("view",),
+        "tiers.tier": ACTIONS,
+        "tiers.tierthreshold": ACTIONS,
+        "tiers.tierperk": ACTIONS,
+        "tiers.tierpolicy": ACTIONS,
+        "tiers.membertier": ("view",),
+        "tiers.tierchange": ("view",),
+        "ledger": ("view",),
+        "ledger.program": ("view", "change"),
         "segments": ACTIONS,
         "offers": ACTIONS,
-        "members": ("view",),
-        "tiers": ("view",),
-        "ledger": ("view",),
-        "activity": ("view",),
-        "partners": ("view",),
+        "campaigns": ACTIONS,
+        "members.member": ("view",),
+        "partners.partner": ("view",),
     },
+    # serves members: their profile and status, point adjustments, tiers set by hand
     "Support": {
         "members": ("add", "change", "view"),
         "ledger": ("view", "adjust"),
-        "tiers": ("view", "change", "manual"),
+        "tiers": ("view",),
+        "tiers.membertier": ("view", "manual"),
         "activity": ("view",),
-        "partners": ("view",),
+        "partners.partner": ("view",),
+        "partners.partnermember": ("view",),
         "segments": ("view",),
         "offers": ("view",),
     },
+    # reads everything of the loyalty apps, changes nothing
     "Analyst": {
         "*": ("view", "dashboards"),
     },
 }
 
-LOYALTY_APPS = ("core", "members", "ledger", "tiers", "partners", "activity", "segments", "offers")
+LOYALTY_APPS = ("core", "members", "ledger", "tiers", "partners", "activity", "segments", "offers", "campaigns")
 
 
 def _ensure_permissions(apps) -> None:
@@ -53,10 +72,19 @@ def sync_roles(apps, schema_editor=None) -> None:
     for role, rules in ROLES.items():
         group, _ = Group.objects.get_or_create(name=role)
         wanted = []
-        for app_label, actions in rules.items():
-            labels = LOYALTY_APPS if app_label == "*" else (app_label,)
-            for perm in Permission.objects.filter(content_type__app_label__in=labels):
-                action = perm.codename.split("_", 1)[0]
-                if action in actions:
-                    wanted.append(perm)
+        perms = Permission.objects.filter(content_type__app_label__in=LOYALTY_APPS).select_related("content_type")
+        for perm in perms:
+            action = perm.codename.split("_", 1)[0]
+            if action in role_actions(rules, perm.content_type.app_label, perm.content_type.model):
+                wanted.append(perm)
         group.permissions.set(wanted)
+
+
+def role_actions(rules: dict[str, tuple[str, ...]], app_label: str, model: str) -> set[str]:
+    """The actions ``rules`` give on one model (``model`` in lower case)."""
+    actions: set[str] = set()
+    for rule in ("*", app_label, f"{app_label}.{model}"):
+        if rule == "*" and app_label not in LOYALTY_APPS:
+            continue
+        actions.update(rules.get(rule, ()))
+    return actions

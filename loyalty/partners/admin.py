@@ -1,11 +1,11 @@
 from django import forms
 from django.contrib import admin, messages
 from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
 
 from loyalty.core.admin import ReadOnlyAdminMixin
 from loyalty.core.errors import ValidationFailed
-from loyalty.partners import services as partner_services
-from loyalty.partners import webhooks
+from loyalty.partners import staff_services, webhooks
 from loyalty.partners.models import (
     WEBHOOK_EVENT_TYPES,
     OutboxEvent,
@@ -23,6 +23,16 @@ class PartnerAdmin(admin.ModelAdmin):
     list_display = ("name", "kind", "status", "earn_multiplier", "cost_per_point")
     list_filter = ("kind", "status")
     search_fields = ("name",)
+
+    def save_model(self, request, obj, form, change):
+        staff_services.partner_save(partner=obj, actor=request.user, created=not change, reason="admin")
+
+    def delete_model(self, request, obj):
+        staff_services.partner_delete(partner=obj, actor=request.user, reason="admin")
+
+    def delete_queryset(self, request, queryset):
+        for partner in queryset:
+            self.delete_model(request, partner)
 
 
 @admin.register(OutboxEvent)
@@ -89,18 +99,27 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
+            staff_services.webhook_endpoint_save(endpoint=obj, actor=request.user, reason="admin")
             return
-        endpoint, secret = partner_services.webhook_endpoint_create(
+        endpoint, secret = staff_services.webhook_endpoint_register(
             partner=form.cleaned_data["partner"],
             url=form.cleaned_data["url"],
             event_types=form.cleaned_data["event_types"],
+            actor=request.user,
+            reason="admin",
         )
         for field in ("pk", "event_types", "secret_encrypted", "created_at"):
             setattr(obj, field, getattr(endpoint, field))
         self.message_user(
             request, f"Signing secret (shown only now; give it to the partner): {secret}", level=messages.WARNING
         )
+
+    def delete_model(self, request, obj):
+        staff_services.webhook_endpoint_remove(endpoint=obj, actor=request.user, reason="admin")
+
+    def delete_queryset(self, request, queryset):
+        for endpoint in queryset:
+            self.delete_model(request, endpoint)
 
 
 @admin.register(WebhookDelivery)
@@ -114,7 +133,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Redeliver now")
+    @admin.action(description="Redeliver now", permissions=("change",))
     def redeliver(self, request, queryset):
         for delivery in queryset.select_related("endpoint", "event"):
             result = webhooks.delivery_redeliver(delivery=delivery)
@@ -122,17 +141,40 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(PartnerMember)
-class PartnerMemberAdmin(admin.ModelAdmin):
+class PartnerMemberAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: a link decides what a partner may see and burn; only enrollment, consent and
+    purchases create one (by hand it would widen a partner's access)."""
+
     list_display = ("partner", "member", "via", "linked_at")
     list_filter = ("partner", "via")
     search_fields = ("=member__member_number",)
     raw_id_fields = ("member",)
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(PartnerAPIKey)
 class PartnerAPIKeyAdmin(APIKeyModelAdmin):
     list_display = (*APIKeyModelAdmin.list_display, "partner", "scopes", "last_used_at")
     list_filter = ("partner", "revoked")
+
+    def save_model(self, request, obj, form=None, change=False):
+        if change:
+            staff_services.partner_api_key_save(key=obj, actor=request.user, reason="admin")
+            return
+        _, raw = staff_services.partner_api_key_issue(key=obj, actor=request.user, reason="admin")
+        self.message_user(
+            request,
+            f"The API key for {obj.name} is: {raw}. Store it somewhere safe: it is not shown again.",
+            messages.WARNING,
+        )
+
+    def delete_model(self, request, obj):
+        staff_services.partner_api_key_delete(key=obj, actor=request.user, reason="admin")
+
+    def delete_queryset(self, request, queryset):
+        for key in queryset:
+            self.delete_model(request, key)
+
+
+# The library's own key model is not used (partners' keys are PartnerAPIKey): no screen for it.
+if admin.site.is_registered(APIKey):
+    admin.site.unregister(APIKey)
