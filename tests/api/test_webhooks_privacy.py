@@ -31,7 +31,7 @@ from loyalty.partners.models import (
 from loyalty.partners.services import webhook_endpoint_create
 from members.models import ConsentPurpose, Member
 from members.services import consent_set, redemption_code_issue
-from tests.api.conftest import purchase_body
+from tests.api.conftest import just_now, purchase_body
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -376,7 +376,7 @@ def test_signing_secrets_are_stored_encrypted_and_sign_with_the_plain_secret(api
     stored = WebhookEndpoint.objects.get().secret_encrypted
     assert secret not in stored and "whsec_" not in stored
     assert webhooks.webhook_secret_decrypt(stored) == secret
-    commit(api.post, "/api/v1/purchases/", purchase_body(enrolled, occurred_at="2020-01-01T00:00:00Z"), format="json")
+    commit(api.post, "/api/v1/purchases/", purchase_body(enrolled, occurred_at=just_now()), format="json")
     _path, headers, body = receiver.requests[0]
     lowered = {k.lower(): v for k, v in headers.items()}
     Webhook(secret).verify(body, {k: lowered[k] for k in ("webhook-id", "webhook-timestamp", "webhook-signature")})
