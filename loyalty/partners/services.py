@@ -16,6 +16,7 @@ from django.db import transaction
 from loyalty.core import clock
 from loyalty.core.config import config_cached
 from loyalty.core.errors import NotFound, ValidationFailed
+from loyalty.core.services import Actor, audit_record
 from loyalty.partners.models import (
     WEBHOOK_EVENT_TYPES,
     LinkVia,
@@ -151,8 +152,15 @@ def webhook_endpoint_delete(*, partner: Partner, endpoint_id: int) -> None:
         raise NotFound("No such webhook endpoint", code="webhook_not_found")
 
 
-def partner_key_create(*, partner_name: str, scopes: list[str], expires_in=None) -> tuple[Partner, bool, str]:
-    """Create (if missing) the partner and a new hashed API key; returns the raw key once."""
+def partner_key_create(
+    *,
+    partner_name: str,
+    scopes: list[str],
+    expires_in: dt.timedelta | None = None,
+    actor: Actor = "manage.py partner_key_create",
+) -> tuple[Partner, bool, str]:
+    """Create (if missing) the partner and a new hashed API key; returns the raw key once. Both are
+    audited (the key named by its prefix: its primary key holds the hash)."""
     name = (partner_name or "").strip()
     if not name:
         raise ValidationFailed("A partner name is required", code="partner_name_required")
@@ -161,8 +169,17 @@ def partner_key_create(*, partner_name: str, scopes: list[str], expires_in=None)
     with transaction.atomic():
         partner, created = Partner.objects.get_or_create(name=name)
         expiry = clock.now() + expires_in if expires_in else None
-        _, raw = PartnerAPIKey.objects.create_key(
+        key, raw = PartnerAPIKey.objects.create_key(
             partner=partner, name=f"{name[:40]} key", scopes=sorted(set(scopes)), expiry_date=expiry
+        )
+        if created:
+            audit_record(actor=actor, action="partner.created", target=partner, after={"name": partner.name})
+        audit_record(
+            actor=actor,
+            action="api_key.created",
+            target=key,
+            target_id=key.prefix,
+            after={"partner": partner.pk, "name": key.name, "scopes": key.scopes, "expiry_date": expiry},
         )
     return partner, created, raw
 

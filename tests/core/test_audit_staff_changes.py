@@ -13,6 +13,7 @@ from loyalty.core.models import AuditEvent
 from loyalty.ledger.models import Program
 from loyalty.partners.models import Partner, PartnerAPIKey, WebhookEndpoint
 from loyalty.partners.services import partner_key_create
+from loyalty.partners.webhooks import webhook_secret_encrypt
 from tests.core.test_permissions import staff
 
 pytestmark = pytest.mark.django_db
@@ -171,7 +172,7 @@ def test_webhook_endpoint_switched_off_and_deleted_in_the_admin_is_audited_and_k
         partner=partner,
         url="https://hooks.example.com/x",
         event_types=["points.earned"],
-        secret="whsec_x",
+        secret_encrypted=webhook_secret_encrypt("whsec_x"),
         created_at="2030-01-01T00:00Z",
     )
     posted(admin_client.post(f"/admin/partners/webhookendpoint/{endpoint.pk}/change/", {}))  # is_active unticked
@@ -268,3 +269,27 @@ def test_bulk_delete_action_goes_through_the_service_for_each_row(admin_client):
         str(a.pk),
         str(b.pk),
     }
+
+
+def test_partner_and_key_made_by_the_partner_key_create_command_are_audited_without_the_secret():
+    partner, created, raw = partner_key_create(partner_name="Cli Shop", scopes=["write"])
+    key = PartnerAPIKey.objects.get(partner=partner)
+    made = audit("api_key.created")
+    assert created and audit("partner.created").target_id == str(partner.pk)
+    assert made.actor_label == "manage.py partner_key_create" and made.target_id == key.prefix
+    assert made.after["scopes"] == ["write"]
+    assert raw not in str(made.after) and key.pk not in str(made.after) and key.pk != made.target_id
+
+
+def test_webhook_endpoint_added_in_the_admin_is_registered_checked_and_audited(admin_client, settings):
+    settings.WEBHOOKS_ALLOW_HTTP_LOCALHOST = False
+    partner, _, _ = partner_key_create(partner_name="Hooks by staff", scopes=["read"])
+    form = {"partner": partner.pk, "url": "https://1.1.1.1/hook", "event_types": ["points.earned"]}
+    posted(admin_client.post("/admin/partners/webhookendpoint/add/", form))
+    refused = admin_client.post("/admin/partners/webhookendpoint/add/", {**form, "url": "https://10.0.0.1/hook"})
+
+    endpoint = WebhookEndpoint.objects.get()
+    made = audit("webhook_endpoint.created")
+    assert made.target_id == str(endpoint.pk) and made.after["url"] == "https://1.1.1.1/hook"
+    assert "whsec_" not in str(made.after) and endpoint.secret_encrypted not in str(made.after)
+    assert refused.status_code == 200 and WebhookEndpoint.objects.count() == 1  # the form error, nothing written
