@@ -99,8 +99,9 @@ def main() -> None:
         help="a Redis database the bench may flush (throttle counters, Celery broker)",
     )
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk is needed: apt-get install -y wrk")
+    if not shutil.which("wrk"):  # Debian's package, installed as CI installs Chromium
+        subprocess.run(["apt-get", "update"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
     setup(args.database)
 
     from django.db import connection
