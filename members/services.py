@@ -17,7 +17,7 @@ from django.utils.crypto import salted_hmac
 
 from loyalty.core import clock, privacy
 from loyalty.core.errors import Conflict, NotFound, ValidationFailed
-from loyalty.core.services import audit_record
+from loyalty.core.services import Actor, audit_record
 from members import luhn
 from members.models import (
     MEMBER_NUMBER_LENGTH,
@@ -152,7 +152,7 @@ def member_enroll(
     consent_wording_version: str = "",
     user: Any | None = None,
     referred_by: Member | None = None,
-    actor: Any | None = None,
+    actor: Actor = None,
 ) -> Member:
     """Create a member with a fresh card number and referral code, and record initial consents.
 
@@ -302,7 +302,7 @@ def _snapshot(member: Member) -> dict[str, Any]:
     return {field: getattr(member, field) for field in UPDATABLE_FIELDS + ("status",)}
 
 
-def member_update(*, member: Member, actor: Any | None = None, reason: str = "", **changes: Any) -> Member:
+def member_update(*, member: Member, actor: Actor = None, reason: str = "", **changes: Any) -> Member:
     unknown = set(changes) - set(UPDATABLE_FIELDS)
     if unknown:
         raise ValidationFailed(f"Fields cannot be changed: {', '.join(sorted(unknown))}", code="field_not_updatable")
@@ -345,7 +345,7 @@ _TRANSITIONS = {
 }
 
 
-def _change_status(*, member: Member, status: str, actor: Any | None, reason: str, action: str) -> Member:
+def _change_status(*, member: Member, status: str, actor: Actor, reason: str, action: str) -> Member:
     if not reason or not reason.strip():
         raise ValidationFailed("A reason is required", code="reason_required", fields={"reason": ["Required."]})
     with transaction.atomic():
@@ -370,19 +370,19 @@ def _change_status(*, member: Member, status: str, actor: Any | None, reason: st
     return member
 
 
-def member_suspend(*, member: Member, actor: Any | None, reason: str) -> Member:
+def member_suspend(*, member: Member, actor: Actor, reason: str) -> Member:
     return _change_status(
         member=member, status=MemberStatus.SUSPENDED, actor=actor, reason=reason, action="member.suspend"
     )
 
 
-def member_reactivate(*, member: Member, actor: Any | None, reason: str) -> Member:
+def member_reactivate(*, member: Member, actor: Actor, reason: str) -> Member:
     return _change_status(
         member=member, status=MemberStatus.ACTIVE, actor=actor, reason=reason, action="member.reactivate"
     )
 
 
-def member_close(*, member: Member, actor: Any | None, reason: str) -> Member:
+def member_close(*, member: Member, actor: Actor, reason: str) -> Member:
     return _change_status(member=member, status=MemberStatus.CLOSED, actor=actor, reason=reason, action="member.close")
 
 
@@ -431,7 +431,7 @@ def member_export(*, member: Member) -> dict[str, Any]:
     return document
 
 
-def member_erase(*, member: Member, actor: Any | None, reason: str) -> Member:
+def member_erase(*, member: Member, actor: Actor, reason: str) -> Member:
     """Remove or pseudonymize personal data in every app; keep accounting records; audited."""
     if not reason or not reason.strip():
         raise ValidationFailed("A reason is required", code="reason_required", fields={"reason": ["Required."]})

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
-from loyalty.core.services import audit_record
+from loyalty.core.services import Actor, audit_record
 
 USER_FIELDS = ("username", "first_name", "last_name", "email", "is_active", "is_staff", "is_superuser")
 
@@ -38,7 +38,7 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, A
 def staff_user_save(
     *,
     user,
-    actor: Any,
+    actor: Actor,
     created: bool,
     groups: Iterable[Group] | None = None,
     user_permissions: Iterable[Permission] | None = None,
@@ -73,7 +73,7 @@ def staff_user_save(
     return user
 
 
-def staff_user_password_set(*, user, password: str | None, actor: Any, reason: str = "") -> Any:
+def staff_user_password_set(*, user, password: str | None, actor: Actor, reason: str = "") -> Any:
     """Set (or, with None, disable) a staff account's password."""
     if password is None:
         user.set_unusable_password()
@@ -82,14 +82,14 @@ def staff_user_password_set(*, user, password: str | None, actor: Any, reason: s
     return staff_user_save(user=user, actor=actor, created=False, reason=reason)
 
 
-def staff_user_delete(*, user, actor: Any, reason: str = "") -> None:
+def staff_user_delete(*, user, actor: Actor, reason: str = "") -> None:
     with transaction.atomic():
         audit_record(actor=actor, action="user.deleted", target=user, reason=reason, before=_user_snapshot(user))
         user.delete()
 
 
 def staff_group_save(
-    *, group: Group, actor: Any, created: bool, permissions: Iterable[Permission] | None = None, reason: str = ""
+    *, group: Group, actor: Actor, created: bool, permissions: Iterable[Permission] | None = None, reason: str = ""
 ) -> Group:
     with transaction.atomic():
         before = None if created else _group_snapshot(Group.objects.select_for_update().get(pk=group.pk))
@@ -110,7 +110,7 @@ def staff_group_save(
     return group
 
 
-def staff_group_delete(*, group: Group, actor: Any, reason: str = "") -> None:
+def staff_group_delete(*, group: Group, actor: Actor, reason: str = "") -> None:
     with transaction.atomic():
         audit_record(actor=actor, action="group.deleted", target=group, reason=reason, before=_group_snapshot(group))
         group.delete()

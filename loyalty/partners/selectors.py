@@ -10,11 +10,14 @@ member) or ``partner_members_visible`` (a queryset), and nothing else decides it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from loyalty.partners.models import LinkVia, PartnerMember
+from loyalty.partners.models import LinkVia, Partner, PartnerMember
+
+if TYPE_CHECKING:  # type hints only: partners and members are siblings (neither imports the other)
+    from members.models import Member
 
 # members.models.ConsentPurpose.PARTNER_SHARING, on every channel (the partners app sits beside
 # members and does not import it; tests/api/test_access.py checks the two agree).
@@ -31,7 +34,7 @@ class Access:
     burn: bool  # redeem points without a one-time redemption code from the member
 
 
-def partner_member_access(*, partner: Any | None, member: Any) -> Access:
+def partner_member_access(*, partner: Partner | None, member: Member) -> Access:
     """What ``partner`` may do with ``member`` (None: staff and the member themselves, who may do
     all). One query: the enrollment link or the sharing consent, as ``partner_members_visible``."""
     if partner is None:
@@ -41,7 +44,7 @@ def partner_member_access(*, partner: Any | None, member: Any) -> Access:
     return Access(earn=True, read=readable, burn=readable)
 
 
-def partner_members_visible(*, partner: Any, members: QuerySet) -> QuerySet:
+def partner_members_visible(*, partner: Partner, members: QuerySet) -> QuerySet:
     """The members of ``members`` whose personal data ``partner`` may read (bulk form of
     ``partner_member_access(...).read``: one query, no row per member in Python)."""
     enrolled = PartnerMember.objects.filter(partner=partner, member=OuterRef("pk"), via=LinkVia.ENROLLED)
@@ -52,7 +55,7 @@ def partner_members_visible(*, partner: Any, members: QuerySet) -> QuerySet:
     return members.filter(Q(Exists(enrolled)) | Q(Exists(shared)))
 
 
-def partner_ids_reading_member(*, member: Any) -> tuple[frozenset[int], bool]:
+def partner_ids_reading_member(*, member: Member) -> tuple[frozenset[int], bool]:
     """Who may read ``member``: the ids of the partners it enrolled with, and whether its sharing
     consent is on record (then every partner may). For the webhook fan-out."""
     enrolled = frozenset(

@@ -5,12 +5,10 @@ its prefix: its primary key holds the hash)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
 
 from loyalty.core import clock
-from loyalty.core.services import audit_record, model_delete_audited, model_save_audited, model_values
+from loyalty.core.services import Actor, audit_record, model_delete_audited, model_save_audited, model_values
 from loyalty.partners.models import Partner, PartnerAPIKey, WebhookEndpoint
 from loyalty.partners.services import webhook_endpoint_create
 
@@ -19,17 +17,17 @@ API_KEY_FIELDS = ("partner", "name", "prefix", "scopes", "expiry_date", "revoked
 WEBHOOK_FIELDS = ("partner", "url", "event_types", "is_active", "disabled_reason", "deleted_at")
 
 
-def partner_save(*, partner: Partner, actor: Any, created: bool, reason: str = "") -> Partner:
+def partner_save(*, partner: Partner, actor: Actor, created: bool, reason: str = "") -> Partner:
     return model_save_audited(
         instance=partner, actor=actor, created=created, fields=PARTNER_FIELDS, action="partner", reason=reason
     )
 
 
-def partner_delete(*, partner: Partner, actor: Any, reason: str = "") -> None:
+def partner_delete(*, partner: Partner, actor: Actor, reason: str = "") -> None:
     model_delete_audited(instance=partner, actor=actor, fields=PARTNER_FIELDS, action="partner", reason=reason)
 
 
-def partner_api_key_issue(*, key: PartnerAPIKey, actor: Any, reason: str = "") -> tuple[PartnerAPIKey, str]:
+def partner_api_key_issue(*, key: PartnerAPIKey, actor: Actor, reason: str = "") -> tuple[PartnerAPIKey, str]:
     """Give ``key`` (unsaved: partner, name, scopes, expiry) a new secret and save it; returns the key
     and the raw secret, shown once."""
     with transaction.atomic():
@@ -46,7 +44,7 @@ def partner_api_key_issue(*, key: PartnerAPIKey, actor: Any, reason: str = "") -
     return key, raw
 
 
-def partner_api_key_save(*, key: PartnerAPIKey, actor: Any, reason: str = "") -> PartnerAPIKey:
+def partner_api_key_save(*, key: PartnerAPIKey, actor: Actor, reason: str = "") -> PartnerAPIKey:
     """Save a change of an existing key (name, scopes, expiry, revocation)."""
     return model_save_audited(
         instance=key,
@@ -59,14 +57,14 @@ def partner_api_key_save(*, key: PartnerAPIKey, actor: Any, reason: str = "") ->
     )
 
 
-def partner_api_key_delete(*, key: PartnerAPIKey, actor: Any, reason: str = "") -> None:
+def partner_api_key_delete(*, key: PartnerAPIKey, actor: Actor, reason: str = "") -> None:
     model_delete_audited(
         instance=key, actor=actor, fields=API_KEY_FIELDS, action="api_key", reason=reason, target_id=key.prefix
     )
 
 
 def webhook_endpoint_register(
-    *, partner: Partner, url: str, event_types: list[str], actor: Any, reason: str = ""
+    *, partner: Partner, url: str, event_types: list[str], actor: Actor, reason: str = ""
 ) -> tuple[WebhookEndpoint, str]:
     """Staff register a partner's endpoint (the same checks as the partner API's registration);
     returns it with its signing secret, shown once. Audited without the secret."""
@@ -82,7 +80,7 @@ def webhook_endpoint_register(
     return endpoint, secret
 
 
-def webhook_endpoint_save(*, endpoint: WebhookEndpoint, actor: Any, reason: str = "") -> WebhookEndpoint:
+def webhook_endpoint_save(*, endpoint: WebhookEndpoint, actor: Actor, reason: str = "") -> WebhookEndpoint:
     """Save a staff change of an endpoint (switching it on or off); partners register endpoints."""
     if endpoint.is_active:
         endpoint.disabled_reason = ""
@@ -94,7 +92,7 @@ def webhook_endpoint_save(*, endpoint: WebhookEndpoint, actor: Any, reason: str 
     )
 
 
-def webhook_endpoint_remove(*, endpoint: WebhookEndpoint, actor: Any, reason: str = "") -> WebhookEndpoint:
+def webhook_endpoint_remove(*, endpoint: WebhookEndpoint, actor: Actor, reason: str = "") -> WebhookEndpoint:
     """Delete an endpoint as a partner would: it stops receiving, its deliveries stay on record."""
     endpoint.is_active = False
     endpoint.deleted_at = endpoint.deleted_at or clock.now()

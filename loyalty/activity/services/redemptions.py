@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
 
 from loyalty.activity.services.linking import partner_member_link
@@ -10,6 +8,7 @@ from loyalty.core.errors import NotFound
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger import services as ledger
 from loyalty.ledger.models import Redemption, RedemptionStatus
+from loyalty.partners.models import Partner
 from loyalty.partners.selectors import partner_member_access
 from loyalty.partners.services import outbox_record
 from members.services import redemption_code_consume
@@ -17,7 +16,7 @@ from members.services import redemption_code_consume
 
 def redemption_record(
     *,
-    partner: Any | None,
+    partner: Partner | None,
     member_number: str,
     points: int,
     external_id: str | None,
@@ -72,7 +71,7 @@ def redemption_record(
     return redemption, created
 
 
-def redemption_cancel(*, partner: Any | None, redemption_id: int) -> tuple[Redemption, bool]:
+def redemption_cancel(*, partner: Partner | None, redemption_id: int) -> tuple[Redemption, bool]:
     """Cancel a partner's redemption: the points go back to the exact lots they came from.
     Returns (redemption, cancelled now): whether this call cancelled it is read under the
     account lock, so of concurrent cancels exactly one refunds and records the event."""
