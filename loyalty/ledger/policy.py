@@ -8,6 +8,7 @@ import decimal
 from decimal import Decimal
 
 EXPIRY_TIME = dt.time(23, 59, 59)
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def add_months(moment: dt.datetime, months: int) -> dt.datetime:
@@ -16,7 +17,8 @@ def add_months(moment: dt.datetime, months: int) -> dt.datetime:
     a lot per purchase, and this is ten times cheaper than building a relativedelta."""
     month0 = moment.month - 1 + months
     year, month = moment.year + month0 // 12, month0 % 12 + 1
-    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
+    last = 29 if month == 2 and calendar.isleap(year) else _DAYS_IN_MONTH[month - 1]
+    return moment.replace(year=year, month=month, day=min(moment.day, last))
 
 
 def round_points(value: Decimal, rounding: str) -> int:

@@ -190,8 +190,7 @@ def _repeated(credits: Sequence[Credit]) -> set[str]:
 
 
 def _lock(account_ids: set[int]) -> dict[int, Account]:
-    """Lock the accounts (primary-key order) and settle what is due on those holding points, as
-    ``account_locked`` does; returns them as locked."""
+    """Lock the accounts (``select_for_update``, primary-key order); returns them as locked."""
     locked = {
         a.pk: a
         for a in Account.objects.select_for_update()
