@@ -11,6 +11,9 @@ Prints the mean and median time per purchase and the statements one purchase sen
 from __future__ import annotations
 
 import argparse
+import cProfile
+import datetime as dt
+import pstats
 import json
 import os
 import statistics
@@ -23,6 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--purchases", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", type=int, default=0, help="also print the N costliest functions (cProfile)")
     args = parser.parse_args()
     # as api_bench.py serves it: persistent connections, no throttling in the way
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench_settings"
@@ -46,12 +50,14 @@ def main() -> None:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
 
+    occurred_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
     def body(n: int) -> str:
         return json.dumps(
             {
                 "member_number": members[n % len(members)],
                 "external_id": f"cost-{n}",
-                "occurred_at": "2020-01-01T10:00:00Z",
+                "occurred_at": occurred_at,
                 "total": "42.50",
                 "store": "S1",
                 "lines": [
@@ -89,6 +95,14 @@ def main() -> None:
             f"  round {index}: mean {mean * 1000:.2f} ms, median {median * 1000:.2f} ms per purchase,"
             f" Python CPU {cpu * 1000:.2f} ms"
         )
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(args.purchases):
+            number += 1
+            post(number)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(args.profile)
     print(
         f"  median of rounds: mean {statistics.median(r[0] for r in per_round) * 1000:.2f} ms,"
         f" median {statistics.median(r[1] for r in per_round) * 1000:.2f} ms,"
