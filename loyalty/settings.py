@@ -99,6 +99,7 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "loyalty.core.lockout.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "loyalty.core.lockout.client_address"
 AXES_SENSITIVE_PARAMETERS = ["password"]
+AXES_VERBOSE = False  # no start-up banner on every management command; lockouts are still logged
 
 # Content-Security-Policy on every response (django-csp 4 format). Scripts only from this site's
 # static files: no inline script anywhere (tests/core/test_csp.py checks the templates); styles may
