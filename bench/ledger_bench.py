@@ -29,7 +29,7 @@ def main() -> None:
     setup("loyalty_bench_ledger")
 
     from django.conf import settings
-    from django.db import connection
+    from django.db import connection, transaction
 
     from loyalty.core import clock
     from loyalty.ledger import services
@@ -67,7 +67,8 @@ def main() -> None:
 
     # 3. expiry of lots_total lots over accounts_total accounts (generated set-based)
     lots_per_account = args.lots // args.accounts
-    with connection.cursor() as cur:
+    # one database transaction: the ledger's guards accept entries only with the transaction they join
+    with transaction.atomic(), connection.cursor() as cur:
         cur.execute(
             """INSERT INTO ledger_account (program_id, kind, member_id, partner_id, available, pending, debt, earned, redeemed, expired, reversed, opened_at)
                SELECT %s, 'member', m.id, NULL, %s, 0, 0, %s, 0, 0, 0, %s FROM members_member m

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime as dt
-import pstats
 import json
 import os
+import pstats
 import statistics
 import time
 
