@@ -61,7 +61,7 @@ class WebhookAttemptInline(admin.TabularInline):
 class WebhookEndpointAddForm(forms.ModelForm):
     """Staff register a partner's endpoint: the URL is checked as the API checks it."""
 
-    url = forms.URLField(max_length=500, assume_scheme="https")
+    url = forms.URLField(label="URL (https)", max_length=500, assume_scheme="https")
     event_types = forms.MultipleChoiceField(
         choices=[(t, t) for t in WEBHOOK_EVENT_TYPES], widget=forms.CheckboxSelectMultiple
     )
