@@ -87,8 +87,10 @@ def test_predicted_value_is_fitted_and_stored(program):
     buy(lapsed, days_ago=290, amount=60)
     run = services.scores_compute(margin="0.5")
     assert run.note == ""
-    assert set(run.bgnbd) == {"r", "alpha", "a", "b", "log_likelihood"}
-    assert set(run.gamma_gamma) == {"p", "q", "gamma", "log_likelihood"}
+    assert set(run.bgnbd) == {"r", "alpha", "a", "b", "log_likelihood", "members", "converged", "at_bound"}
+    assert set(run.gamma_gamma) == {"p", "q", "gamma", "log_likelihood", "members", "converged", "at_bound"}
+    assert (run.clv_basis, run.degenerate, run.fit_members) == ("model", False, 82)
+    assert run.fit_log_likelihood == pytest.approx(run.bgnbd["log_likelihood"]) and run.fit_log_likelihood < 0
     assert set(run.timings) == {"read_s", "compute_s", "write_s", "total_s"}
     rows = MemberScore.objects.all()
     assert rows.count() == 82
