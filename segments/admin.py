@@ -435,5 +435,18 @@ class MemberScoreAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(ScoreRun)
 class ScoreRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("as_of", "window_days", "horizon_days", "members_scored", "started_at", "finished_at", "note")
+    list_display = (
+        "as_of",
+        "window_days",
+        "horizon_days",
+        "members_scored",
+        "clv_basis",
+        "degenerate",
+        "fit_members",
+        "fit_log_likelihood",
+        "started_at",
+        "finished_at",
+        "note",
+    )
+    list_filter = ("degenerate", "clv_basis")
     readonly_fields = ("bgnbd", "gamma_gamma", "timings")

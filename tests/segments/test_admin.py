@@ -7,9 +7,10 @@ from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from loyalty.core.clock import now as now_time
 from loyalty.core.selectors import audit_events_for
 from segments import services
-from segments.models import MemberScore, Segment, SegmentMembership, SegmentUpload
+from segments.models import MemberScore, ScoreRun, Segment, SegmentMembership, SegmentUpload
 from tests.factories import StaffFactory, UserFactory
 from tests.segments.conftest import buy, dynamic, member
 
@@ -176,3 +177,25 @@ def test_scores_are_read_only_in_the_admin(client, staff, program):
     assert page.status_code == 200 and MemberScore.objects.count() == 2
     assert client.get(reverse("admin:segments_scorerun_changelist")).status_code == 200
     assert client.get(reverse("admin:segments_memberscore_add")).status_code == 403
+
+
+def test_a_degenerate_score_run_is_flagged_in_its_list_and_on_the_composition_page(client, staff, program):
+    buy(member())
+    segment = dynamic("Buyers", RULES)
+    services.segment_refresh(segment=segment)
+    ScoreRun.objects.create(
+        as_of=now_time(),
+        window_days=365,
+        horizon_days=365,
+        margin=1,
+        started_at=now_time(),
+        finished_at=now_time(),
+        clv_basis="historic",
+        degenerate=True,
+        fit_members=300,
+        fit_log_likelihood=-1234.5,
+    )
+    listing = client.get(reverse("admin:segments_scorerun_changelist") + "?degenerate__exact=1").content.decode()
+    assert "Historic value per day (model fit degenerate)" in listing and "-1234.5" in listing
+    page = client.get(reverse("admin:segments_segment_composition", args=[segment.pk])).content.decode()
+    assert 'class="errornote"' in page and "not a model prediction" in page
