@@ -450,3 +450,35 @@ class ScoreRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     list_filter = ("degenerate", "clv_basis")
     readonly_fields = ("bgnbd", "gamma_gamma", "timings")
+    change_list_template = "admin/segments/scorerun/change_list.html"
+
+    def get_urls(self):
+        compute = path("compute/", self.admin_site.admin_view(self.compute_view), name="segments_scorerun_compute")
+        return [compute, *super().get_urls()]
+
+    def can_compute(self, request) -> bool:
+        """Staff who manage segments may score the base now (the nightly job does it anyway)."""
+        return request.user.has_perm("segments.change_segment")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_compute": self.can_compute(request)}
+        return super().changelist_view(request, extra_context)
+
+    def compute_view(self, request):
+        """POST: score every member now (audited as ``scores.compute``), back to the list."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.can_compute(request):
+            raise PermissionDenied
+        try:
+            run = services.scores_compute(actor=request.user)
+        except ApplicationError as exc:
+            self.message_user(request, f"{exc.message} ({exc.code})", messages.ERROR)
+        else:
+            level = messages.WARNING if run.degenerate or run.clv_basis != "model" else messages.SUCCESS
+            self.message_user(
+                request,
+                f"Scored {run.members_scored} members. {selectors.score_run_basis(run)['explanation']}",
+                level,
+            )
+        return redirect(reverse("admin:segments_scorerun_changelist"))

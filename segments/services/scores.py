@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from loyalty.core import clock
 from loyalty.core.errors import ValidationFailed
+from loyalty.core.services import Actor, audit_record
 from loyalty.ledger.models import Purchase
 from loyalty.ledger.selectors import purchase_counts
 from members.models import Member, MemberStatus
@@ -63,9 +64,11 @@ def scores_compute(
     margin: Decimal | str | float = Decimal("1"),
     batch_size: int = BATCH,
     fit_sample: int = 200_000,
+    actor: Actor = None,
 ) -> ScoreRun:
     """Score every member with a purchase up to ``as_of``: RFM over the last ``window_days``
-    and BG/NBD + Gamma-Gamma predictions for the next ``horizon_days`` (CLV × ``margin``)."""
+    and BG/NBD + Gamma-Gamma predictions for the next ``horizon_days`` (CLV × ``margin``).
+    A run started by staff (``actor`` given) is audited (``scores.compute``)."""
     if window_days <= 0 or horizon_days <= 0 or batch_size <= 0:
         raise ValidationFailed("window, horizon and batch size must be positive", code="invalid_score_settings")
     margin = Decimal(str(margin))
@@ -102,6 +105,18 @@ def scores_compute(
         finished_at=clock.now(),
     )
     run.refresh_from_db()
+    if actor is not None:
+        audit_record(
+            actor=actor,
+            action="scores.compute",
+            target=run,
+            after={
+                "members_scored": run.members_scored,
+                "clv_basis": run.clv_basis,
+                "degenerate": run.degenerate,
+                "note": run.note,
+            },
+        )
     return run
 
 

@@ -199,3 +199,28 @@ def test_a_degenerate_score_run_is_flagged_in_its_list_and_on_the_composition_pa
     assert "Historic value per day (model fit degenerate)" in listing and "-1234.5" in listing
     page = client.get(reverse("admin:segments_segment_composition", args=[segment.pk])).content.decode()
     assert 'class="errornote"' in page and "not a model prediction" in page
+
+
+def test_marketing_scores_the_base_from_the_admin_and_the_run_is_audited(client, program):
+    for days in (1, 20):
+        buy(member(), days_ago=days)
+    mark = marketing_user()
+    client.force_login(mark)
+    listing = client.get(reverse("admin:segments_scorerun_changelist")).content.decode()
+    assert "Score all members now" in listing
+    response = client.post(reverse("admin:segments_scorerun_compute"), follow=True)
+    assert "Scored 2 members." in response.content.decode()
+    run = ScoreRun.objects.get()
+    assert MemberScore.objects.count() == 2
+    event = audit_events_for(target=run).get()
+    assert (event.action, event.actor, event.after["members_scored"]) == ("scores.compute", mark, 2)
+
+
+def test_support_cannot_start_a_scoring(client, now):
+    support = UserFactory(username="sue", is_staff=True)
+    support.groups.add(Group.objects.get(name="Support"))
+    client.force_login(support)
+    assert "Score all members now" not in client.get(reverse("admin:segments_scorerun_changelist")).content.decode()
+    assert client.post(reverse("admin:segments_scorerun_compute")).status_code == 403
+    assert client.get(reverse("admin:segments_scorerun_compute")).status_code == 405
+    assert not ScoreRun.objects.exists()
