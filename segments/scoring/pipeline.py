@@ -51,21 +51,25 @@ class Scored:
         return any(model is not None and model.degenerate for model in (self.bgnbd, self.gamma_gamma))
 
 
-def member_summaries(days: pd.DataFrame, *, end_day: int) -> pd.DataFrame:
-    """One row per member from rows of (``member_id``, ``day``: days since 1970 in the
-    program's time zone, ``spend``, ``purchases_window``: purchases of that row in the RFM
-    window, ``spend_window``). Several rows of one member and day are one transaction.
-    ``end_day``: the last day observed.
+MEMBER_COLUMNS = (
+    "member_id",
+    "first_day",
+    "last_day",
+    "transactions",
+    "spend_total",
+    "first_spend",
+    "transactions_window",
+    "spend_window",
+)
 
-    Columns: ``member_id``, ``x``, ``t_x_days``, ``T_days``, ``recency_days`` (days since the
-    last transaction day), ``transactions``, ``spend_total``, ``repeat_mean`` (mean spend of the
-    transactions after the first; 0 when x = 0), ``transactions_window``, ``spend_window``."""
+
+def member_days_aggregate(days: pd.DataFrame) -> pd.DataFrame:
+    """Rows of (``member_id``, ``day``: days since 1970 in the program's time zone, ``spend``,
+    ``purchases_window``: purchases of that row in the RFM window, ``spend_window``) to one row
+    per member (``MEMBER_COLUMNS``). Several rows of one member and day are one transaction.
+    ``segments.services.scores`` computes the same in SQL on PostgreSQL."""
     if days.empty:
-        columns = ["member_id", "x", "t_x_days", "T_days", "recency_days", "transactions"]
-        frame = pd.DataFrame({c: np.zeros(0, dtype="int64") for c in columns})
-        for column in ("spend_total", "repeat_mean", "transactions_window", "spend_window"):
-            frame[column] = np.zeros(0, dtype="float64")
-        return frame
+        return pd.DataFrame({c: np.zeros(0, dtype="int64") for c in MEMBER_COLUMNS})
     per_day = (
         pd.DataFrame(
             {
@@ -81,25 +85,43 @@ def member_summaries(days: pd.DataFrame, *, end_day: int) -> pd.DataFrame:
     )
     per_day["in_window"] = per_day["purchases_window"] > 0
     by_member = per_day.groupby("member_id", sort=True)
-    first = by_member["day"].min().to_numpy()
-    last = by_member["day"].max().to_numpy()
-    count = by_member.size().to_numpy()
-    total = by_member["spend"].sum().to_numpy()
-    first_spend = by_member["spend"].first().to_numpy()  # rows are sorted by day
-    x = count - 1
-    repeat_mean = np.divide(total - first_spend, x, out=np.zeros(len(x), dtype="float64"), where=x > 0)
     return pd.DataFrame(
         {
             "member_id": by_member["member_id"].first().to_numpy(),
+            "first_day": by_member["day"].min().to_numpy(),
+            "last_day": by_member["day"].max().to_numpy(),
+            "transactions": by_member.size().to_numpy(),
+            "spend_total": by_member["spend"].sum().to_numpy(),
+            "first_spend": by_member["spend"].first().to_numpy(),  # rows are sorted by day
+            "transactions_window": by_member["in_window"].sum().to_numpy(dtype="int64"),
+            "spend_window": by_member["spend_window"].sum().to_numpy(),
+        }
+    )
+
+
+def member_summaries(members: pd.DataFrame, *, end_day: int) -> pd.DataFrame:
+    """From one row per member (``MEMBER_COLUMNS``) and ``end_day``, the last day observed:
+    ``member_id``, ``x``, ``t_x_days``, ``T_days``, ``recency_days`` (days since the last
+    transaction day), ``transactions``, ``spend_total``, ``repeat_mean`` (mean spend of the
+    transactions after the first; 0 when x = 0), ``transactions_window``, ``spend_window``."""
+    first = members["first_day"].to_numpy(dtype="int64")
+    last = members["last_day"].to_numpy(dtype="int64")
+    count = members["transactions"].to_numpy(dtype="int64")
+    total = members["spend_total"].to_numpy(dtype="float64")
+    x = count - 1
+    repeat = total - members["first_spend"].to_numpy(dtype="float64")
+    return pd.DataFrame(
+        {
+            "member_id": members["member_id"].to_numpy(dtype="int64"),
             "x": x,
             "t_x_days": last - first,
             "T_days": end_day - first,
             "recency_days": end_day - last,
             "transactions": count,
             "spend_total": total,
-            "repeat_mean": repeat_mean,
-            "transactions_window": by_member["in_window"].sum().to_numpy(dtype="int64"),
-            "spend_window": by_member["spend_window"].sum().to_numpy(),
+            "repeat_mean": np.divide(repeat, x, out=np.zeros(len(x), dtype="float64"), where=x > 0),
+            "transactions_window": members["transactions_window"].to_numpy(dtype="int64"),
+            "spend_window": members["spend_window"].to_numpy(dtype="float64"),
         }
     )
 

@@ -154,10 +154,19 @@ def observation_end_day(as_of: dt.datetime) -> int:
 
 
 def read_summaries(*, as_of: dt.datetime, window_days: int, batch_size: int = BATCH) -> pd.DataFrame:
-    """``pipeline.member_summaries`` of the rows of ``summary_query`` (erased members left out)."""
+    """``pipeline.member_summaries`` of the rows of ``summary_query`` (erased members left out).
+    PostgreSQL aggregates the member-days to one row per member in SQL (as
+    ``pipeline.member_days_aggregate`` does) and streams that with COPY; other databases fetch the
+    member-days ``batch_size`` rows at a time and aggregate them with pandas."""
     rows = summary_query(as_of=as_of, window_days=window_days)
+    columns = list(pipeline.MEMBER_COLUMNS)
     if connection.vendor == "postgresql":
-        sql, params = rows.query.sql_with_params()
+        days_sql, params = rows.query.sql_with_params()
+        sql = (
+            "SELECT member_id, MIN(day) - DATE '1970-01-01', MAX(day) - DATE '1970-01-01', COUNT(*), SUM(spend), "  # noqa: S608
+            "(ARRAY_AGG(spend ORDER BY day))[1], COUNT(*) FILTER (WHERE purchases_window > 0), SUM(spend_window) "
+            f"FROM ({days_sql}) AS member_days GROUP BY member_id"
+        )
         buffer = io.BytesIO()
         with (
             connection.cursor() as cursor,
@@ -166,10 +175,10 @@ def read_summaries(*, as_of: dt.datetime, window_days: int, batch_size: int = BA
             for data in copy:
                 buffer.write(data)
         buffer.seek(0)
-        raw = (
-            pd.read_csv(buffer, names=list(SUMMARY_COLUMNS), header=None)
+        members = (
+            pd.read_csv(buffer, names=columns, header=None)
             if buffer.getbuffer().nbytes
-            else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+            else pd.DataFrame({c: np.zeros(0, dtype="int64") for c in columns})
         )
     else:
         chunks = []
@@ -177,17 +186,19 @@ def read_summaries(*, as_of: dt.datetime, window_days: int, batch_size: int = BA
         while chunk := list(islice(iterator, batch_size)):
             chunks.append(pd.DataFrame.from_records(chunk, columns=list(SUMMARY_COLUMNS)))
         raw = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
-    days = raw.assign(
-        day=pd.to_datetime(raw["day"]).to_numpy().astype("datetime64[D]").astype("int64")
-        if len(raw)
-        else np.zeros(0, dtype="int64")
-    )
+        days = raw.assign(
+            day=pd.to_datetime(raw["day"]).to_numpy().astype("datetime64[D]").astype("int64")
+            if len(raw)
+            else np.zeros(0, dtype="int64")
+        )
+        members = pipeline.member_days_aggregate(days)
     erased = np.fromiter(
         Member.objects.filter(status=MemberStatus.ERASED).values_list("pk", flat=True).iterator(), dtype="int64"
     )
-    if len(erased) and len(days):
-        days = days[~days["member_id"].isin(erased)]
-    return pipeline.member_summaries(days, end_day=observation_end_day(as_of))
+    if len(erased) and len(members):
+        members = members[~members["member_id"].isin(erased)]
+    members = members.sort_values("member_id", kind="stable").reset_index(drop=True)
+    return pipeline.member_summaries(members, end_day=observation_end_day(as_of))
 
 
 # Write ------------------------------------------------------------------------------------------

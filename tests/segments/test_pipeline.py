@@ -17,7 +17,7 @@ def test_purchases_on_one_day_are_one_transaction_and_the_first_day_is_left_out_
             "spend_window": [0.0, 0.0, 20.0, 60.0, 5.0],
         }
     )
-    summary = pipeline.member_summaries(days, end_day=130).set_index("member_id")
+    summary = pipeline.member_summaries(pipeline.member_days_aggregate(days), end_day=130).set_index("member_id")
     one = summary.loc[1]
     assert (one["x"], one["t_x_days"], one["T_days"], one["recency_days"], one["transactions"]) == (2, 21, 30, 9, 3)
     assert one["repeat_mean"] == pytest.approx(40.0)  # (20 + 60) / 2: the first day's 40 left out
