@@ -34,6 +34,7 @@ from segments.models import (
 from segments.services.segments import EDITABLE_FIELDS
 
 CATALOGUE_ID = "segment-rule-catalogue"
+PREDICTED_FIELDS = ("score.predicted_clv", "score.predicted_purchases", "score.probability_alive")
 
 
 class RuleBuilderWidget(forms.Textarea):
@@ -59,7 +60,10 @@ def builder_catalogue(exclude: Segment | None = None) -> dict[str, Any]:
     segments = Segment.objects.exclude(pk=exclude.pk if exclude else None).order_by("name").values_list("pk", "name")
     tiers = _default_program_tiers()
     suggestions = selectors.rule_value_suggestions()
+    basis = selectors.score_run_basis(selectors.score_run_latest())
     for spec in catalogue["fields"]:
+        if spec["name"] in PREDICTED_FIELDS and basis["basis"] != "model" and basis["explanation"]:
+            spec["help"] = " ".join(filter(None, [spec.get("help"), basis["explanation"]]))
         if spec["name"] == "segment":
             spec["choices"] = [[pk, name] for pk, name in segments]
         elif spec["name"] == "loyalty.tier" and tiers:

@@ -10,6 +10,7 @@ from django.urls import reverse
 from loyalty.core.clock import now as now_time
 from loyalty.core.selectors import audit_events_for
 from segments import services
+from segments.admin import builder_catalogue
 from segments.models import MemberScore, ScoreRun, Segment, SegmentMembership, SegmentUpload
 from tests.factories import StaffFactory, UserFactory
 from tests.segments.conftest import buy, dynamic, member
@@ -199,6 +200,9 @@ def test_a_degenerate_score_run_is_flagged_in_its_list_and_on_the_composition_pa
     assert "Historic value per day (model fit degenerate)" in listing and "-1234.5" in listing
     page = client.get(reverse("admin:segments_segment_composition", args=[segment.pk])).content.decode()
     assert 'class="errornote"' in page and "not a model prediction" in page
+    fields = {spec["name"]: spec for spec in builder_catalogue()["fields"]}
+    assert "not a model prediction" in fields["score.predicted_clv"]["help"]
+    assert "not a model prediction" not in fields["score.r"].get("help", "")
 
 
 def test_marketing_scores_the_base_from_the_admin_and_the_run_is_audited(client, program):
