@@ -238,7 +238,9 @@ def main() -> None:
     gg = run.gamma_gamma or {}
     print(
         f"  BG/NBD r={bg.get('r', 0):.3f} alpha={bg.get('alpha', 0):.3f} a={bg.get('a', 0):.3f} b={bg.get('b', 0):.3f}; "
-        f"Gamma-Gamma p={gg.get('p', 0):.3f} q={gg.get('q', 0):.3f} gamma={gg.get('gamma', 0):.3f}"
+        f"Gamma-Gamma p={gg.get('p', 0):.3f} q={gg.get('q', 0):.3f} gamma={gg.get('gamma', 0):.3f}; "
+        f"predicted value by {run.clv_basis}{' (degenerate fit)' if run.degenerate else ''}, "
+        f"BG/NBD on {run.fit_members or 0:,} members, log-likelihood {run.fit_log_likelihood or 0:.1f}"
         + (f"; note: {run.note}" if run.note else "")
     )
 

@@ -34,6 +34,7 @@ from segments.models import (
 from segments.services.segments import EDITABLE_FIELDS
 
 CATALOGUE_ID = "segment-rule-catalogue"
+PREDICTED_FIELDS = ("score.predicted_clv", "score.predicted_purchases", "score.probability_alive")
 
 
 class RuleBuilderWidget(forms.Textarea):
@@ -59,7 +60,10 @@ def builder_catalogue(exclude: Segment | None = None) -> dict[str, Any]:
     segments = Segment.objects.exclude(pk=exclude.pk if exclude else None).order_by("name").values_list("pk", "name")
     tiers = _default_program_tiers()
     suggestions = selectors.rule_value_suggestions()
+    basis = selectors.score_run_basis(selectors.score_run_latest())
     for spec in catalogue["fields"]:
+        if spec["name"] in PREDICTED_FIELDS and basis["basis"] != "model" and basis["explanation"]:
+            spec["help"] = " ".join(filter(None, [spec.get("help"), basis["explanation"]]))
         if spec["name"] == "segment":
             spec["choices"] = [[pk, name] for pk, name in segments]
         elif spec["name"] == "loyalty.tier" and tiers:
@@ -435,5 +439,50 @@ class MemberScoreAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(ScoreRun)
 class ScoreRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("as_of", "window_days", "horizon_days", "members_scored", "started_at", "finished_at", "note")
+    list_display = (
+        "as_of",
+        "window_days",
+        "horizon_days",
+        "members_scored",
+        "clv_basis",
+        "degenerate",
+        "fit_members",
+        "fit_log_likelihood",
+        "started_at",
+        "finished_at",
+        "note",
+    )
+    list_filter = ("degenerate", "clv_basis")
     readonly_fields = ("bgnbd", "gamma_gamma", "timings")
+    change_list_template = "admin/segments/scorerun/change_list.html"
+
+    def get_urls(self):
+        compute = path("compute/", self.admin_site.admin_view(self.compute_view), name="segments_scorerun_compute")
+        return [compute, *super().get_urls()]
+
+    def can_compute(self, request) -> bool:
+        """Staff who manage segments may score the base now (the nightly job does it anyway)."""
+        return request.user.has_perm("segments.change_segment")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_compute": self.can_compute(request)}
+        return super().changelist_view(request, extra_context)
+
+    def compute_view(self, request):
+        """POST: score every member now (audited as ``scores.compute``), back to the list."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.can_compute(request):
+            raise PermissionDenied
+        try:
+            run = services.scores_compute(actor=request.user)
+        except ApplicationError as exc:
+            self.message_user(request, f"{exc.message} ({exc.code})", messages.ERROR)
+        else:
+            level = messages.WARNING if run.degenerate or run.clv_basis != "model" else messages.SUCCESS
+            self.message_user(
+                request,
+                f"Scored {run.members_scored} members. {selectors.score_run_basis(run)['explanation']}",
+                level,
+            )
+        return redirect(reverse("admin:segments_scorerun_changelist"))

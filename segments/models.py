@@ -204,6 +204,21 @@ class ScoreRun(models.Model):
     gamma_gamma = models.JSONField(null=True, blank=True, help_text="Fitted Gamma-Gamma parameters p, q, gamma")
     timings = models.JSONField(default=dict, blank=True)
     note = models.TextField(blank=True)
+    clv_basis = models.CharField(
+        max_length=10,
+        choices=[
+            ("model", "BG/NBD × Gamma-Gamma"),
+            ("historic", "Historic value per day (model fit degenerate)"),
+            ("none", "Not computed"),
+        ],
+        default="none",
+        help_text="Where the predicted values come from",
+    )
+    degenerate = models.BooleanField(
+        default=False, help_text="A model parameter at its bound or a fit that did not converge"
+    )
+    fit_members = models.PositiveIntegerField(null=True, blank=True, help_text="Members the BG/NBD fit used")
+    fit_log_likelihood = models.FloatField(null=True, blank=True, help_text="Log-likelihood of the BG/NBD fit")
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
 

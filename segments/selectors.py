@@ -14,7 +14,15 @@ from loyalty.ledger.models import Program, Purchase
 from members.models import Member
 from segments import rules as R
 from segments.compiler import matching_members
-from segments.models import MemberScore, Segment, SegmentEvent, SegmentKind, SegmentMembership, SegmentRefresh
+from segments.models import (
+    MemberScore,
+    ScoreRun,
+    Segment,
+    SegmentEvent,
+    SegmentKind,
+    SegmentMembership,
+    SegmentRefresh,
+)
 
 DEMOGRAPHIC_FIELDS = (
     "age_band",
@@ -240,6 +248,7 @@ def segment_composition(*, segment: Segment, program: Program | None = None, win
     )
     rfm = list(scores.values("rfm_segment").annotate(members=Count("member_id")).order_by("-members"))
     value = scores.aggregate(avg_clv=Avg("predicted_clv"), total_clv=Sum("predicted_clv"))
+    run = score_run_latest()
     return {
         "size": size,
         "tiers": _tier_mix(members=members, size=size, program=program),
@@ -255,8 +264,31 @@ def segment_composition(*, segment: Segment, program: Program | None = None, win
         "predicted_clv": {
             "average": Decimal(value["avg_clv"]).quantize(Decimal("0.01")) if value["avg_clv"] is not None else None,
             "total": Decimal(value["total_clv"]).quantize(Decimal("0.01")) if value["total_clv"] is not None else None,
+            **score_run_basis(run),
         },
     }
+
+
+def score_run_latest() -> ScoreRun | None:
+    """The finished score run whose scores are stored (the latest), or None."""
+    return ScoreRun.objects.filter(finished_at__isnull=False).order_by("-started_at", "-id").first()
+
+
+def score_run_basis(run: ScoreRun | None) -> dict[str, Any]:
+    """What staff must know about the predicted values of ``run``: their basis, whether the model
+    fit was degenerate, and in words."""
+    if run is None:
+        return {"basis": None, "degenerate": False, "explanation": ""}
+    if run.clv_basis == "model":
+        words = f"BG/NBD × Gamma-Gamma fitted on {run.fit_members} members (scores as of {run.as_of:%Y-%m-%d})."
+    elif run.clv_basis == "historic":
+        words = (
+            "The model fit was degenerate (a parameter at its bound or no convergence): predicted CLV is each "
+            f"member's historic value per day over the next {run.horizon_days} days, not a model prediction."
+        )
+    else:
+        words = "Predicted CLV was not computed: too few members with purchases on two days."
+    return {"basis": run.clv_basis, "degenerate": run.degenerate, "explanation": words}
 
 
 def _tier_mix(*, members: QuerySet[Member], size: int, program: Program | None) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ Pure functions over numpy arrays (no database). Inputs per customer, in one time
 - ``x``: repeat purchases (purchases after the first),
 - ``t_x``: time from the first purchase to the last one,
 - ``T``: time from the first purchase to the end of the calibration period,
-- for Gamma-Gamma, ``n`` purchases and their mean value ``m``.
+- for Gamma-Gamma, ``n`` repeat purchases and their mean value ``m`` (the first purchase left out).
 
 Optional ``weights`` let identical customers be fitted as one row (a compressed table).
 """
@@ -28,9 +28,17 @@ class BgNbd:
     a: float
     b: float
     log_likelihood: float = 0.0
+    members: int = 0
+    converged: bool = True
+    at_bound: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+    @property
+    def degenerate(self) -> bool:
+        """A parameter at its bound or a fit that did not converge: the numbers cannot be trusted."""
+        return bool(self.at_bound) or not self.converged
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "at_bound": list(self.at_bound)}
 
 
 @dataclass(frozen=True)
@@ -39,9 +47,16 @@ class GammaGamma:
     q: float
     gamma: float
     log_likelihood: float = 0.0
+    members: int = 0
+    converged: bool = True
+    at_bound: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+    @property
+    def degenerate(self) -> bool:
+        return bool(self.at_bound) or not self.converged
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "at_bound": list(self.at_bound)}
 
 
 class FitError(ValueError):
@@ -56,6 +71,7 @@ def _arrays(*values) -> list[np.ndarray]:
 
 
 LOG_BOUNDS = (-10.0, 10.0)  # parameters are fitted on their logarithms, within e^-10 .. e^10
+AT_BOUND = 1e-3  # a log-parameter this close to a bound is "at the bound"
 
 
 def _weights(weights, like: np.ndarray) -> np.ndarray:
@@ -108,10 +124,17 @@ def bgnbd_gradient(params, x, t_x, T, weights=None) -> np.ndarray:
     return np.array([np.sum(weights * d) for d in (d_r, d_alpha, d_a, d_b)])
 
 
-def _maximize(log_likelihood, gradient, start, scale: float) -> np.ndarray:
-    """Maximize over log-parameters with L-BFGS-B and the analytic gradient; returns the
-    parameters. A parameter that runs to a bound means the data sits at the model's limit
-    (e.g. no heterogeneity), which the bound keeps finite."""
+@dataclass(frozen=True)
+class _Optimum:
+    params: np.ndarray
+    converged: bool
+    at_bound: tuple[int, ...]
+
+
+def _maximize(log_likelihood, gradient, start, scale: float) -> _Optimum:
+    """Maximize over log-parameters with L-BFGS-B and the analytic gradient. A parameter that
+    runs to a bound means the data sits at the model's limit (e.g. no heterogeneity): the bound
+    keeps it finite and the optimum says which parameters sit there."""
 
     def objective(log_params):
         params = np.exp(log_params)
@@ -130,7 +153,11 @@ def _maximize(log_likelihood, gradient, start, scale: float) -> np.ndarray:
     )
     if not np.all(np.isfinite(result.x)):
         raise FitError("the fit did not converge")
-    return np.exp(result.x)
+    low, high = LOG_BOUNDS
+    at_bound = tuple(int(i) for i in np.flatnonzero((result.x <= low + AT_BOUND) | (result.x >= high - AT_BOUND)))
+    # L-BFGS-B may stop on a line search at the optimum; a small scaled gradient is converged too
+    converged = bool(result.success) or float(np.max(np.abs(result.jac))) < 1e-5
+    return _Optimum(params=np.exp(result.x), converged=converged, at_bound=at_bound)
 
 
 def bgnbd_fit(x, t_x, T, weights=None, *, start=(1.0, 1.0, 1.0, 1.0)) -> BgNbd:
@@ -141,14 +168,23 @@ def bgnbd_fit(x, t_x, T, weights=None, *, start=(1.0, 1.0, 1.0, 1.0)) -> BgNbd:
     if np.any(t_x > T) or np.any(t_x < 0) or np.any(x < 0):
         raise FitError("BG/NBD needs 0 <= t_x <= T and x >= 0")
     scale = float(np.sum(weights) if weights is not None else len(x))
-    params = _maximize(
+    optimum = _maximize(
         lambda p: bgnbd_log_likelihood(p, x, t_x, T, weights),
         lambda p: bgnbd_gradient(p, x, t_x, T, weights),
         start,
         scale,
     )
-    r, alpha, a, b = (float(v) for v in params)
-    return BgNbd(r=r, alpha=alpha, a=a, b=b, log_likelihood=bgnbd_log_likelihood(params, x, t_x, T, weights))
+    r, alpha, a, b = (float(v) for v in optimum.params)
+    return BgNbd(
+        r=r,
+        alpha=alpha,
+        a=a,
+        b=b,
+        log_likelihood=bgnbd_log_likelihood(optimum.params, x, t_x, T, weights),
+        members=int(round(scale)),
+        converged=optimum.converged,
+        at_bound=tuple(("r", "alpha", "a", "b")[i] for i in optimum.at_bound),
+    )
 
 
 def _repeat_odds_log(model: BgNbd, x, t_x, T) -> np.ndarray:
@@ -258,14 +294,22 @@ def gamma_gamma_fit(n, m, weights=None, *, start=(1.0, 1.0, 1.0)) -> GammaGamma:
     if len(n) < 2:
         raise FitError("Gamma-Gamma needs customers with positive spend")
     scale = float(np.sum(weights) if weights is not None else len(n))
-    params = _maximize(
+    optimum = _maximize(
         lambda p: gamma_gamma_log_likelihood(p, n, m, weights),
         lambda p: gamma_gamma_gradient(p, n, m, weights),
         start,
         scale,
     )
-    p, q, gamma = (float(v) for v in params)
-    return GammaGamma(p=p, q=q, gamma=gamma, log_likelihood=gamma_gamma_log_likelihood(params, n, m, weights))
+    p, q, gamma = (float(v) for v in optimum.params)
+    return GammaGamma(
+        p=p,
+        q=q,
+        gamma=gamma,
+        log_likelihood=gamma_gamma_log_likelihood(optimum.params, n, m, weights),
+        members=int(round(scale)),
+        converged=optimum.converged,
+        at_bound=tuple(("p", "q", "gamma")[i] for i in optimum.at_bound),
+    )
 
 
 def expected_spend(model: GammaGamma, n, m) -> np.ndarray:

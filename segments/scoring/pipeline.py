@@ -1,17 +1,23 @@
-"""From per-member purchase summaries to stored scores: RFM, BG/NBD and Gamma-Gamma.
+"""From purchases per member and calendar day to stored scores: RFM, BG/NBD and Gamma-Gamma.
 
-Pure function over a pandas DataFrame (no database); ``segments.services.scores`` reads the
-summaries and writes the result.
+Pure functions over pandas DataFrames (no database); ``segments.services.scores`` reads the
+member-days and writes the result.
 
-Input columns (one row per member with at least one purchase up to the as-of time):
-``member_id``, ``first_age_days`` (days from the first purchase to as-of), ``last_age_days``
-(days from the last purchase to as-of), ``purchases_total``, ``spend_total``,
-``purchases_window``, ``spend_window``.
+Definitions (Fader, Hardie & Lee 2005; the conventions of the ``lifetimes`` package):
 
-BG/NBD works in weeks: x = purchases − 1 (repeat purchases), t_x = weeks from the first to
-the last purchase, T = weeks from the first purchase to as-of. Gamma-Gamma uses each member's
-mean spend per purchase over all their purchases. Both are fitted on at most ``fit_sample``
-members drawn at random (fixed seed), with identical rows compressed to weights.
+- A transaction is a customer-day: the purchases of one member on one calendar day (in the
+  program's time zone) are one transaction, their spend summed.
+- x = transactions after the first; t_x = days from the first to the last transaction day;
+  T = days from the first transaction day to the last day observed. BG/NBD is fitted in weeks
+  (days / 7), as in the paper.
+- Gamma-Gamma is fitted on members with x >= 1, on x and the mean value of the repeat
+  transactions (the first day's spend left out); a member's expected transaction value uses
+  the same (x = 0 gives the population mean).
+
+Both models are fitted on at most ``fit_sample`` members drawn at random (fixed seed), with
+identical rows compressed to weights. A fit with a parameter at its bound or that did not
+converge is *degenerate*: predicted value then falls back to the member's historic value per
+day (see ``historic_estimate``) and the result says so.
 """
 
 from __future__ import annotations
@@ -25,6 +31,11 @@ from segments.scoring import clv, rfm
 
 MIN_MEMBERS_FOR_FIT = 20
 MIN_REPEATERS_FOR_FIT = 5
+DAY_COLUMNS = ("member_id", "day", "spend", "purchases_window", "spend_window")
+
+BASIS_MODEL = "model"
+BASIS_HISTORIC = "historic"
+BASIS_NONE = "none"
 
 
 @dataclass
@@ -32,7 +43,99 @@ class Scored:
     frame: pd.DataFrame
     bgnbd: clv.BgNbd | None = None
     gamma_gamma: clv.GammaGamma | None = None
+    basis: str = BASIS_NONE
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def degenerate(self) -> bool:
+        return any(model is not None and model.degenerate for model in (self.bgnbd, self.gamma_gamma))
+
+
+MEMBER_COLUMNS = (
+    "member_id",
+    "first_day",
+    "last_day",
+    "transactions",
+    "spend_total",
+    "first_spend",
+    "transactions_window",
+    "spend_window",
+)
+
+
+def member_days_aggregate(days: pd.DataFrame) -> pd.DataFrame:
+    """Rows of (``member_id``, ``day``: days since 1970 in the program's time zone, ``spend``,
+    ``purchases_window``: purchases of that row in the RFM window, ``spend_window``) to one row
+    per member (``MEMBER_COLUMNS``). Several rows of one member and day are one transaction.
+    ``segments.services.scores`` computes the same in SQL on PostgreSQL."""
+    if days.empty:
+        return pd.DataFrame({c: np.zeros(0, dtype="int64") for c in MEMBER_COLUMNS})
+    per_day = (
+        pd.DataFrame(
+            {
+                "member_id": days["member_id"].to_numpy(dtype="int64"),
+                "day": days["day"].to_numpy(dtype="int64"),
+                "spend": days["spend"].to_numpy(dtype="float64"),
+                "purchases_window": days["purchases_window"].to_numpy(dtype="int64"),
+                "spend_window": days["spend_window"].to_numpy(dtype="float64"),
+            }
+        )
+        .groupby(["member_id", "day"], sort=True, as_index=False)
+        .sum()
+    )
+    per_day["in_window"] = per_day["purchases_window"] > 0
+    by_member = per_day.groupby("member_id", sort=True)
+    return pd.DataFrame(
+        {
+            "member_id": by_member["member_id"].first().to_numpy(),
+            "first_day": by_member["day"].min().to_numpy(),
+            "last_day": by_member["day"].max().to_numpy(),
+            "transactions": by_member.size().to_numpy(),
+            "spend_total": by_member["spend"].sum().to_numpy(),
+            "first_spend": by_member["spend"].first().to_numpy(),  # rows are sorted by day
+            "transactions_window": by_member["in_window"].sum().to_numpy(dtype="int64"),
+            "spend_window": by_member["spend_window"].sum().to_numpy(),
+        }
+    )
+
+
+def member_summaries(members: pd.DataFrame, *, end_day: int) -> pd.DataFrame:
+    """From one row per member (``MEMBER_COLUMNS``) and ``end_day``, the last day observed:
+    ``member_id``, ``x``, ``t_x_days``, ``T_days``, ``recency_days`` (days since the last
+    transaction day), ``transactions``, ``spend_total``, ``repeat_mean`` (mean spend of the
+    transactions after the first; 0 when x = 0), ``transactions_window``, ``spend_window``."""
+    first = members["first_day"].to_numpy(dtype="int64")
+    last = members["last_day"].to_numpy(dtype="int64")
+    count = members["transactions"].to_numpy(dtype="int64")
+    total = members["spend_total"].to_numpy(dtype="float64")
+    x = count - 1
+    repeat = total - members["first_spend"].to_numpy(dtype="float64")
+    return pd.DataFrame(
+        {
+            "member_id": members["member_id"].to_numpy(dtype="int64"),
+            "x": x,
+            "t_x_days": last - first,
+            "T_days": end_day - first,
+            "recency_days": end_day - last,
+            "transactions": count,
+            "spend_total": total,
+            "repeat_mean": np.divide(repeat, x, out=np.zeros(len(x), dtype="float64"), where=x > 0),
+            "transactions_window": members["transactions_window"].to_numpy(dtype="int64"),
+            "spend_window": members["spend_window"].to_numpy(dtype="float64"),
+        }
+    )
+
+
+def historic_estimate(summary: pd.DataFrame, *, horizon_days: int) -> tuple[np.ndarray, np.ndarray]:
+    """The simpler estimate used when a model fit is degenerate: the member's transactions and
+    spend per day since their first transaction day (counting at least one horizon, so a member
+    seen for a few days is not extrapolated), times the horizon. Returns (transactions, value)."""
+    observed = np.maximum(summary["T_days"].to_numpy(dtype="float64") + 1, float(horizon_days))
+    scale = horizon_days / observed
+    return (
+        summary["transactions"].to_numpy(dtype="float64") * scale,
+        summary["spend_total"].to_numpy(dtype="float64") * scale,
+    )
 
 
 def score_members(
@@ -43,34 +146,31 @@ def score_members(
     fit_sample: int = 200_000,
     seed: int = 0,
 ) -> Scored:
+    """RFM scores over the window columns, and BG/NBD × Gamma-Gamma predictions for the next
+    ``horizon_days`` (value × ``margin``) for every row of ``member_summaries``."""
     frame = pd.DataFrame(
         {
             "member_id": summary["member_id"].to_numpy(),
-            "recency_days": np.floor(summary["last_age_days"].to_numpy(dtype="float64")).astype("int64"),
-            "frequency": summary["purchases_window"].to_numpy(dtype="int64"),
+            "recency_days": summary["recency_days"].to_numpy(dtype="int64"),
+            "frequency": summary["transactions_window"].to_numpy(dtype="int64"),
             "monetary": summary["spend_window"].to_numpy(dtype="float64"),
-            "purchases_total": summary["purchases_total"].to_numpy(dtype="int64"),
+            "purchases_total": summary["transactions"].to_numpy(dtype="int64"),
             "historic_clv": summary["spend_total"].to_numpy(dtype="float64"),
         }
     )
     frame = rfm.rfm_scores(frame)
     result = Scored(frame=frame)
-    frame["predicted_purchases"] = np.nan
-    frame["probability_alive"] = np.nan
-    frame["expected_spend"] = np.nan
-    frame["predicted_clv"] = np.nan
+    for column in ("predicted_purchases", "probability_alive", "expected_spend", "predicted_clv"):
+        frame[column] = np.nan
     if len(frame) < MIN_MEMBERS_FOR_FIT:
         result.notes.append(f"CLV not computed: {len(frame)} members with purchases (needs {MIN_MEMBERS_FOR_FIT})")
         return result
 
-    first = summary["first_age_days"].to_numpy(dtype="float64")
-    last = summary["last_age_days"].to_numpy(dtype="float64")
-    x = frame["purchases_total"].to_numpy(dtype="float64") - 1
-    T = np.round(first) / 7.0
-    t_x = np.clip(np.round(first - last), 0, None) / 7.0
-    t_x = np.minimum(t_x, T)
+    x = summary["x"].to_numpy(dtype="float64")
+    T = summary["T_days"].to_numpy(dtype="float64") / 7.0
+    t_x = summary["t_x_days"].to_numpy(dtype="float64") / 7.0
     if int(np.sum(x > 0)) < MIN_REPEATERS_FOR_FIT:
-        result.notes.append(f"CLV not computed: fewer than {MIN_REPEATERS_FOR_FIT} members bought twice")
+        result.notes.append(f"CLV not computed: fewer than {MIN_REPEATERS_FOR_FIT} members bought on two days")
         return result
     rng = np.random.default_rng(seed)
     sample = rng.choice(len(frame), size=fit_sample, replace=False) if len(frame) > fit_sample else slice(None)
@@ -81,28 +181,51 @@ def score_members(
         result.notes.append(f"BG/NBD not fitted: {exc}")
         return result
     result.bgnbd = model
+
+    mean = summary["repeat_mean"].to_numpy(dtype="float64")
+    repeaters = (x >= 1) & (mean > 0)
+    spend_model = None
+    if int(np.sum(repeaters)) < MIN_REPEATERS_FOR_FIT:
+        result.notes.append("Gamma-Gamma not fitted: too few members with repeat transactions of positive value")
+    else:
+        index = np.flatnonzero(repeaters)
+        if len(index) > fit_sample:
+            index = rng.choice(index, size=fit_sample, replace=False)
+        try:
+            (un, um), gweights, _ = clv.compress(x[index], np.round(mean[index], 2))
+            spend_model = clv.gamma_gamma_fit(un, um, gweights)
+            result.gamma_gamma = spend_model
+            if spend_model.q <= 1:
+                raise clv.FitError("Gamma-Gamma with q <= 1 has no finite mean spend")
+        except clv.FitError as exc:
+            result.notes.append(f"Gamma-Gamma not usable: {exc}")
+            spend_model = None
+
+    if result.degenerate or spend_model is None:
+        for name, model_fit in (("BG/NBD", result.bgnbd), ("Gamma-Gamma", result.gamma_gamma)):
+            if model_fit is not None and model_fit.at_bound:
+                result.notes.append(f"{name} degenerate: {', '.join(model_fit.at_bound)} at the bound")
+            if model_fit is not None and not model_fit.converged:
+                result.notes.append(f"{name} degenerate: the fit did not converge")
+        purchases, value = historic_estimate(summary, horizon_days=horizon_days)
+        frame["predicted_purchases"] = purchases
+        frame["expected_spend"] = summary["spend_total"].to_numpy(dtype="float64") / np.maximum(
+            summary["transactions"].to_numpy(dtype="float64"), 1
+        )
+        frame["predicted_clv"] = value * margin
+        result.basis = BASIS_HISTORIC
+        result.notes.append(
+            "Predicted value is the historic value per day over the next "
+            f"{horizon_days} days (a stated fallback), not the model"
+        )
+        return result
+
     horizon = horizon_days / 7.0
     purchases = clv.expected_purchases(model, horizon, x, t_x, T)
+    spend = clv.expected_spend(spend_model, x, mean)
     frame["predicted_purchases"] = purchases
     frame["probability_alive"] = np.clip(clv.probability_alive(model, x, t_x, T), 0.0, 1.0)
-
-    n = frame["purchases_total"].to_numpy(dtype="float64")
-    mean = frame["historic_clv"].to_numpy(dtype="float64") / np.maximum(n, 1)
-    repeaters = (n >= 2) & (mean > 0)
-    if int(np.sum(repeaters)) < MIN_REPEATERS_FOR_FIT:
-        result.notes.append("Gamma-Gamma not fitted: too few members with two purchases and positive spend")
-        return result
-    index = np.flatnonzero(repeaters)
-    if len(index) > fit_sample:
-        index = rng.choice(index, size=fit_sample, replace=False)
-    try:
-        (un, um), gweights, _ = clv.compress(n[index], np.round(mean[index], 2))
-        spend_model = clv.gamma_gamma_fit(un, um, gweights)
-        spend = clv.expected_spend(spend_model, n, mean)
-    except clv.FitError as exc:
-        result.notes.append(f"Gamma-Gamma not usable: {exc}")
-        return result
-    result.gamma_gamma = spend_model
     frame["expected_spend"] = spend
     frame["predicted_clv"] = purchases * spend * margin
+    result.basis = BASIS_MODEL
     return result

@@ -1,6 +1,6 @@
 """Nightly scoring: RFM scores and predicted value for every member with purchases.
 
-Read: one grouped query over purchases (one row per member): PostgreSQL streams it with COPY
+Read: one grouped query over purchases (one row per member and calendar day): PostgreSQL streams it with COPY
 into pandas; other databases fetch it ``batch_size`` rows at a time. Compute: pandas / numpy /
 scipy (``segments.scoring.pipeline``) over the whole base (quintiles and model fits need it).
 Write: in batches of ``batch_size`` rows: PostgreSQL COPYs each batch into a temporary table
@@ -20,11 +20,13 @@ from itertools import islice
 import numpy as np
 import pandas as pd
 from django.db import connection, transaction
-from django.db.models import Count, FloatField, Func, Max, Min, Q, QuerySet, Sum, Value
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import Count, FloatField, Q, QuerySet, Sum, Value
+from django.db.models.functions import Cast, Coalesce, TruncDate
+from django.utils import timezone
 
 from loyalty.core import clock
 from loyalty.core.errors import ValidationFailed
+from loyalty.core.services import Actor, audit_record
 from loyalty.ledger.models import Purchase
 from loyalty.ledger.selectors import purchase_counts
 from members.models import Member, MemberStatus
@@ -32,7 +34,7 @@ from segments.models import MemberScore, ScoreRun
 from segments.scoring import pipeline
 
 BATCH = 50_000
-SUMMARY_COLUMNS = ("member_id", "first", "last", "n", "spend", "n_window", "spend_window")
+SUMMARY_COLUMNS = pipeline.DAY_COLUMNS
 SCORE_COLUMNS = (
     "member_id",
     "run_id",
@@ -62,9 +64,11 @@ def scores_compute(
     margin: Decimal | str | float = Decimal("1"),
     batch_size: int = BATCH,
     fit_sample: int = 200_000,
+    actor: Actor = None,
 ) -> ScoreRun:
     """Score every member with a purchase up to ``as_of``: RFM over the last ``window_days``
-    and BG/NBD + Gamma-Gamma predictions for the next ``horizon_days`` (CLV × ``margin``)."""
+    and BG/NBD + Gamma-Gamma predictions for the next ``horizon_days`` (CLV × ``margin``).
+    A run started by staff (``actor`` given) is audited (``scores.compute``)."""
     if window_days <= 0 or horizon_days <= 0 or batch_size <= 0:
         raise ValidationFailed("window, horizon and batch size must be positive", code="invalid_score_settings")
     margin = Decimal(str(margin))
@@ -94,33 +98,36 @@ def scores_compute(
         gamma_gamma=scored.gamma_gamma.as_dict() if scored.gamma_gamma else None,
         timings=timings,
         note="; ".join(scored.notes),
+        clv_basis=scored.basis,
+        degenerate=scored.degenerate,
+        fit_members=scored.bgnbd.members if scored.bgnbd else None,
+        fit_log_likelihood=scored.bgnbd.log_likelihood if scored.bgnbd else None,
         finished_at=clock.now(),
     )
     run.refresh_from_db()
+    if actor is not None:
+        audit_record(
+            actor=actor,
+            action="scores.compute",
+            target=run,
+            after={
+                "members_scored": run.members_scored,
+                "clv_basis": run.clv_basis,
+                "degenerate": run.degenerate,
+                "note": run.note,
+            },
+        )
     return run
 
 
 # Read -------------------------------------------------------------------------------------------
 
 
-class EpochSeconds(Func):
-    """Seconds since 1970 of a datetime expression, as a float, on both databases."""
-
-    output_field = FloatField()
-
-    def as_postgresql(self, compiler, connection, **extra):
-        return self.as_sql(compiler, connection, template="EXTRACT(EPOCH FROM %(expressions)s)::float8", **extra)
-
-    def as_sqlite(self, compiler, connection, **extra):
-        return self.as_sql(
-            compiler, connection, template="((julianday(%(expressions)s) - 2440587.5) * 86400.0)", **extra
-        )
-
-
 def summary_query(*, as_of: dt.datetime, window_days: int) -> QuerySet:
-    """One row per member with purchases up to ``as_of``: first and last purchase (epoch
-    seconds), purchases and net spend in total and in the window. A purchase counts unless
-    fully returned."""
+    """One row per member and calendar day (in the program's time zone: the project's
+    ``TIME_ZONE``) with purchases up to ``as_of``: the day, net spend, and purchases and net
+    spend in the RFM window. A purchase counts unless fully returned; a partial return lowers
+    the spend of the purchase's day."""
     kept = purchase_counts()
     # Summed as float8: several times cheaper than numeric over millions of rows, and exact to the
     # cent for any member's history (values are rounded to cents when stored). Scores are
@@ -129,13 +136,11 @@ def summary_query(*, as_of: dt.datetime, window_days: int) -> QuerySet:
     in_window = Q(occurred_at__gt=as_of - dt.timedelta(days=window_days))
     return (
         Purchase.objects.filter(kept, occurred_at__lte=as_of)
-        .values("member_id")
+        .annotate(day=TruncDate("occurred_at", tzinfo=timezone.get_default_timezone()))
+        .values("member_id", "day")
         .annotate(
-            first=EpochSeconds(Min("occurred_at")),
-            last=EpochSeconds(Max("occurred_at")),
-            n=Count("id"),
             spend=Sum(net, output_field=FloatField()),
-            n_window=Count("id", filter=in_window),
+            purchases_window=Count("id", filter=in_window),
             spend_window=Coalesce(Sum(net, filter=in_window, output_field=FloatField()), Value(0.0)),
         )
         .order_by()
@@ -143,12 +148,25 @@ def summary_query(*, as_of: dt.datetime, window_days: int) -> QuerySet:
     )
 
 
+def observation_end_day(as_of: dt.datetime) -> int:
+    """The last calendar day observed (``as_of``'s date in the program's time zone), in days since 1970."""
+    return (timezone.localtime(as_of, timezone.get_default_timezone()).date() - dt.date(1970, 1, 1)).days
+
+
 def read_summaries(*, as_of: dt.datetime, window_days: int, batch_size: int = BATCH) -> pd.DataFrame:
-    """The rows of ``summary_query`` (erased members left out) with ages in days, as the
-    input of ``pipeline.score_members``."""
+    """``pipeline.member_summaries`` of the rows of ``summary_query`` (erased members left out).
+    PostgreSQL aggregates the member-days to one row per member in SQL (as
+    ``pipeline.member_days_aggregate`` does) and streams that with COPY; other databases fetch the
+    member-days ``batch_size`` rows at a time and aggregate them with pandas."""
     rows = summary_query(as_of=as_of, window_days=window_days)
+    columns = list(pipeline.MEMBER_COLUMNS)
     if connection.vendor == "postgresql":
-        sql, params = rows.query.sql_with_params()
+        days_sql, params = rows.query.sql_with_params()
+        sql = (
+            "SELECT member_id, MIN(day) - DATE '1970-01-01', MAX(day) - DATE '1970-01-01', COUNT(*), SUM(spend), "  # noqa: S608
+            "(ARRAY_AGG(spend ORDER BY day))[1], COUNT(*) FILTER (WHERE purchases_window > 0), SUM(spend_window) "
+            f"FROM ({days_sql}) AS member_days GROUP BY member_id"
+        )
         buffer = io.BytesIO()
         with (
             connection.cursor() as cursor,
@@ -157,10 +175,10 @@ def read_summaries(*, as_of: dt.datetime, window_days: int, batch_size: int = BA
             for data in copy:
                 buffer.write(data)
         buffer.seek(0)
-        raw = (
-            pd.read_csv(buffer, names=list(SUMMARY_COLUMNS), header=None)
+        members = (
+            pd.read_csv(buffer, names=columns, header=None)
             if buffer.getbuffer().nbytes
-            else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+            else pd.DataFrame({c: np.zeros(0, dtype="int64") for c in columns})
         )
     else:
         chunks = []
@@ -168,24 +186,19 @@ def read_summaries(*, as_of: dt.datetime, window_days: int, batch_size: int = BA
         while chunk := list(islice(iterator, batch_size)):
             chunks.append(pd.DataFrame.from_records(chunk, columns=list(SUMMARY_COLUMNS)))
         raw = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
-    stamp = as_of.timestamp()
-    frame = pd.DataFrame(
-        {
-            "member_id": raw["member_id"].to_numpy(dtype="int64"),
-            "first_age_days": (stamp - raw["first"].to_numpy(dtype="float64")) / 86400.0,
-            "last_age_days": (stamp - raw["last"].to_numpy(dtype="float64")) / 86400.0,
-            "purchases_total": raw["n"].to_numpy(dtype="int64"),
-            "spend_total": raw["spend"].to_numpy(dtype="float64"),
-            "purchases_window": raw["n_window"].to_numpy(dtype="int64"),
-            "spend_window": raw["spend_window"].to_numpy(dtype="float64"),
-        }
-    )
+        days = raw.assign(
+            day=pd.to_datetime(raw["day"]).to_numpy().astype("datetime64[D]").astype("int64")
+            if len(raw)
+            else np.zeros(0, dtype="int64")
+        )
+        members = pipeline.member_days_aggregate(days)
     erased = np.fromiter(
         Member.objects.filter(status=MemberStatus.ERASED).values_list("pk", flat=True).iterator(), dtype="int64"
     )
-    if len(erased) and len(frame):
-        frame = frame[~frame["member_id"].isin(erased)]
-    return frame.sort_values("member_id", kind="stable").reset_index(drop=True)
+    if len(erased) and len(members):
+        members = members[~members["member_id"].isin(erased)]
+    members = members.sort_values("member_id", kind="stable").reset_index(drop=True)
+    return pipeline.member_summaries(members, end_day=observation_end_day(as_of))
 
 
 # Write ------------------------------------------------------------------------------------------

@@ -7,9 +7,11 @@ from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from loyalty.core.clock import now as now_time
 from loyalty.core.selectors import audit_events_for
 from segments import services
-from segments.models import MemberScore, Segment, SegmentMembership, SegmentUpload
+from segments.admin import builder_catalogue
+from segments.models import MemberScore, ScoreRun, Segment, SegmentMembership, SegmentUpload
 from tests.factories import StaffFactory, UserFactory
 from tests.segments.conftest import buy, dynamic, member
 
@@ -176,3 +178,53 @@ def test_scores_are_read_only_in_the_admin(client, staff, program):
     assert page.status_code == 200 and MemberScore.objects.count() == 2
     assert client.get(reverse("admin:segments_scorerun_changelist")).status_code == 200
     assert client.get(reverse("admin:segments_memberscore_add")).status_code == 403
+
+
+def test_a_degenerate_score_run_is_flagged_in_its_list_and_on_the_composition_page(client, staff, program):
+    buy(member())
+    segment = dynamic("Buyers", RULES)
+    services.segment_refresh(segment=segment)
+    ScoreRun.objects.create(
+        as_of=now_time(),
+        window_days=365,
+        horizon_days=365,
+        margin=1,
+        started_at=now_time(),
+        finished_at=now_time(),
+        clv_basis="historic",
+        degenerate=True,
+        fit_members=300,
+        fit_log_likelihood=-1234.5,
+    )
+    listing = client.get(reverse("admin:segments_scorerun_changelist") + "?degenerate__exact=1").content.decode()
+    assert "Historic value per day (model fit degenerate)" in listing and "-1234.5" in listing
+    page = client.get(reverse("admin:segments_segment_composition", args=[segment.pk])).content.decode()
+    assert 'class="errornote"' in page and "not a model prediction" in page
+    fields = {spec["name"]: spec for spec in builder_catalogue()["fields"]}
+    assert "not a model prediction" in fields["score.predicted_clv"]["help"]
+    assert "not a model prediction" not in fields["score.r"].get("help", "")
+
+
+def test_marketing_scores_the_base_from_the_admin_and_the_run_is_audited(client, program):
+    for days in (1, 20):
+        buy(member(), days_ago=days)
+    mark = marketing_user()
+    client.force_login(mark)
+    listing = client.get(reverse("admin:segments_scorerun_changelist")).content.decode()
+    assert "Score all members now" in listing
+    response = client.post(reverse("admin:segments_scorerun_compute"), follow=True)
+    assert "Scored 2 members." in response.content.decode()
+    run = ScoreRun.objects.get()
+    assert MemberScore.objects.count() == 2
+    event = audit_events_for(target=run).get()
+    assert (event.action, event.actor, event.after["members_scored"]) == ("scores.compute", mark, 2)
+
+
+def test_support_cannot_start_a_scoring(client, now):
+    support = UserFactory(username="sue", is_staff=True)
+    support.groups.add(Group.objects.get(name="Support"))
+    client.force_login(support)
+    assert "Score all members now" not in client.get(reverse("admin:segments_scorerun_changelist")).content.decode()
+    assert client.post(reverse("admin:segments_scorerun_compute")).status_code == 403
+    assert client.get(reverse("admin:segments_scorerun_compute")).status_code == 405
+    assert not ScoreRun.objects.exists()

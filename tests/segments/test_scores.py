@@ -87,8 +87,10 @@ def test_predicted_value_is_fitted_and_stored(program):
     buy(lapsed, days_ago=290, amount=60)
     run = services.scores_compute(margin="0.5")
     assert run.note == ""
-    assert set(run.bgnbd) == {"r", "alpha", "a", "b", "log_likelihood"}
-    assert set(run.gamma_gamma) == {"p", "q", "gamma", "log_likelihood"}
+    assert set(run.bgnbd) == {"r", "alpha", "a", "b", "log_likelihood", "members", "converged", "at_bound"}
+    assert set(run.gamma_gamma) == {"p", "q", "gamma", "log_likelihood", "members", "converged", "at_bound"}
+    assert (run.clv_basis, run.degenerate, run.fit_members) == ("model", False, 82)
+    assert run.fit_log_likelihood == pytest.approx(run.bgnbd["log_likelihood"]) and run.fit_log_likelihood < 0
     assert set(run.timings) == {"read_s", "compute_s", "write_s", "total_s"}
     rows = MemberScore.objects.all()
     assert rows.count() == 82
@@ -154,3 +156,25 @@ def test_no_purchases_no_scores(now):
     member()
     run = services.scores_compute()
     assert run.members_scored == 0 and not MemberScore.objects.exists()
+
+
+def test_a_degenerate_fit_is_stored_with_the_run_and_shown_with_the_composition(program):
+    """Everybody buys every week to the end: no drop-out to estimate, BG/NBD's b runs to its bound."""
+    people = []
+    for i in range(24):
+        person = member()
+        for week in range(6 + i % 4):
+            buy(person, days_ago=1 + 7 * week + i % 3, amount=20 + i)
+        people.append(person)
+    run = services.scores_compute(horizon_days=364)
+    assert run.degenerate and run.clv_basis == "historic"
+    assert run.bgnbd["at_bound"] and run.fit_members == 24 and run.fit_log_likelihood < 0
+    assert "degenerate" in run.note and "historic value per day" in run.note
+    score = MemberScore.objects.get(member=people[0])
+    assert score.probability_alive is None
+    assert score.predicted_clv == Decimal(20 * 6)  # 6 weeks seen: at most what was spent, over one horizon
+    segment = dynamic("Everybody", {"field": "score.r", "op": "gte", "value": 1})
+    services.segment_refresh(segment=segment)
+    shown = selectors.segment_composition(segment=segment)["predicted_clv"]
+    assert shown["basis"] == "historic" and shown["degenerate"]
+    assert "historic value per day" in shown["explanation"]

@@ -62,7 +62,13 @@ def test_composition_shows_tiers_demographics_and_spend_share(two_segments, prog
     assert composition["spend"]["total"] == Decimal("450.00")
     assert composition["spend"]["share"] == pytest.approx(0.8889, abs=1e-4)
     assert composition["spend"]["per_member"] == Decimal("200.00")
-    assert composition["predicted_clv"] == {"average": None, "total": None}
+    assert composition["predicted_clv"] == {
+        "average": None,
+        "total": None,
+        "basis": None,
+        "degenerate": False,
+        "explanation": "",
+    }
 
 
 def test_preview_counts_and_samples_matches_without_writing(two_segments, django_assert_max_num_queries):

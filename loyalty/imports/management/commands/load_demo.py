@@ -22,6 +22,7 @@ from loyalty.tiers.models import Tier
 from loyalty.tiers.services import tier_create, tier_policy_set
 from members.models import Member
 from members.services import member_link_user
+from segments.services import scores_compute
 
 DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - printed demo login, dev only
 STAFF = (
@@ -75,7 +76,7 @@ def demo_program_configure():
 
 
 class Command(BaseCommand):
-    help = "Load the demo: program, tiers, rules, ~300 real households, staff and member logins (safe to rerun)."
+    help = "Load the demo: program, tiers, rules, ~300 real households, RFM and CLV scores, staff and member logins (safe to rerun)."
 
     def add_arguments(self, parser):
         parser.add_argument("--households", type=int, default=300)
@@ -88,6 +89,12 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Complete Journey: {report.new_members} new members, {report.new_purchases} new purchases, "
             f"{report.skipped_purchases} already there ({report.seconds:.1f} s)."
+        )
+        run = scores_compute()
+        basis = {"model": "BG/NBD × Gamma-Gamma", "historic": "historic value per day (degenerate fit)"}
+        self.stdout.write(
+            f"Scores: RFM and CLV of {run.members_scored} members, predicted value by "
+            f"{basis.get(run.clv_basis, 'nothing (too few members)')}" + (f" ({run.note})" if run.note else "") + "."
         )
         with transaction.atomic():
             self._logins()
