@@ -21,16 +21,12 @@ import numpy as np
 from scipy import optimize, special
 
 
-@dataclass(frozen=True)
-class BgNbd:
-    r: float
-    alpha: float
-    a: float
-    b: float
-    log_likelihood: float = 0.0
-    members: int = 0
-    converged: bool = True
-    at_bound: tuple[str, ...] = ()
+class _Fit:
+    """What both fits report besides their parameters (fields ``log_likelihood``, ``members``,
+    ``converged``, ``at_bound`` on each dataclass)."""
+
+    at_bound: tuple[str, ...]
+    converged: bool
 
     @property
     def degenerate(self) -> bool:
@@ -42,7 +38,19 @@ class BgNbd:
 
 
 @dataclass(frozen=True)
-class GammaGamma:
+class BgNbd(_Fit):
+    r: float
+    alpha: float
+    a: float
+    b: float
+    log_likelihood: float = 0.0
+    members: int = 0
+    converged: bool = True
+    at_bound: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GammaGamma(_Fit):
     p: float
     q: float
     gamma: float
@@ -50,13 +58,6 @@ class GammaGamma:
     members: int = 0
     converged: bool = True
     at_bound: tuple[str, ...] = ()
-
-    @property
-    def degenerate(self) -> bool:
-        return bool(self.at_bound) or not self.converged
-
-    def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "at_bound": list(self.at_bound)}
 
 
 class FitError(ValueError):
