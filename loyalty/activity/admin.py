@@ -2,11 +2,11 @@ from django.contrib import admin
 
 from loyalty.activity.models import EarningRule, EventRule, EventType, MemberEvent
 from loyalty.activity.services import rule_config
-from loyalty.core.admin import ReadOnlyAdminMixin
+from loyalty.core.admin import DeleteEachAdminMixin, ReadOnlyAdminMixin
 
 
 @admin.register(EarningRule)
-class EarningRuleAdmin(admin.ModelAdmin):
+class EarningRuleAdmin(DeleteEachAdminMixin, admin.ModelAdmin):
     list_display = (
         "name",
         "program",
@@ -34,10 +34,6 @@ class EarningRuleAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         rule_config.earning_rule_delete(rule=obj, actor=request.user, reason="admin")
 
-    def delete_queryset(self, request, queryset):
-        for rule in queryset:
-            self.delete_model(request, rule)
-
 
 @admin.register(EventType)
 class EventTypeAdmin(admin.ModelAdmin):
@@ -46,7 +42,7 @@ class EventTypeAdmin(admin.ModelAdmin):
 
 
 @admin.register(EventRule)
-class EventRuleAdmin(admin.ModelAdmin):
+class EventRuleAdmin(DeleteEachAdminMixin, admin.ModelAdmin):
     list_display = ("event_type", "program", "points", "limit_per_day", "limit_per_week", "limit_lifetime", "is_active")
     list_filter = ("program", "is_active", "event_type")
 
@@ -55,10 +51,6 @@ class EventRuleAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         rule_config.event_rule_delete(rule=obj, actor=request.user, reason="admin")
-
-    def delete_queryset(self, request, queryset):
-        for rule in queryset:
-            self.delete_model(request, rule)
 
 
 @admin.register(MemberEvent)

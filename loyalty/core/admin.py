@@ -9,6 +9,15 @@ from loyalty.core import staff_accounts
 from loyalty.core.models import AuditEvent
 
 
+class DeleteEachAdminMixin:
+    """The list's bulk "delete selected" goes through ``delete_model`` row by row, so every delete
+    takes the screen's service (audit, soft delete) rather than one raw queryset delete."""
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
 class ReadOnlyAdminMixin:
     """Staff may look, never add, change or delete (ledgers, logs, derived data)."""
 
@@ -40,7 +49,7 @@ class AuditedPasswordChangeForm(AdminPasswordChangeForm):
         return user
 
 
-class StaffUserAdmin(UserAdmin):
+class StaffUserAdmin(DeleteEachAdminMixin, UserAdmin):
     change_password_form = AuditedPasswordChangeForm
 
     def save_model(self, request, obj, form, change):
@@ -72,12 +81,8 @@ class StaffUserAdmin(UserAdmin):
     def delete_model(self, request, obj):
         staff_accounts.staff_user_delete(user=obj, actor=request.user, reason="admin")
 
-    def delete_queryset(self, request, queryset):
-        for user in queryset:
-            self.delete_model(request, user)
 
-
-class RoleGroupAdmin(GroupAdmin):
+class RoleGroupAdmin(DeleteEachAdminMixin, GroupAdmin):
     def save_model(self, request, obj, form, change):
         pass  # saved with its permissions in save_related, by the service
 
@@ -94,10 +99,6 @@ class RoleGroupAdmin(GroupAdmin):
 
     def delete_model(self, request, obj):
         staff_accounts.staff_group_delete(group=obj, actor=request.user, reason="admin")
-
-    def delete_queryset(self, request, queryset):
-        for group in queryset:
-            self.delete_model(request, group)
 
 
 for model, model_admin in ((get_user_model(), StaffUserAdmin), (Group, RoleGroupAdmin)):

@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
-from loyalty.core.admin import ReadOnlyAdminMixin
+from loyalty.core.admin import DeleteEachAdminMixin, ReadOnlyAdminMixin
 from loyalty.core.errors import ValidationFailed
 from loyalty.partners import staff_services, webhooks
 from loyalty.partners.models import (
@@ -19,7 +19,7 @@ from loyalty.partners.models import (
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(DeleteEachAdminMixin, admin.ModelAdmin):
     list_display = ("name", "kind", "status", "earn_multiplier", "cost_per_point")
     list_filter = ("kind", "status")
     search_fields = ("name",)
@@ -29,10 +29,6 @@ class PartnerAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         staff_services.partner_delete(partner=obj, actor=request.user, reason="admin")
-
-    def delete_queryset(self, request, queryset):
-        for partner in queryset:
-            self.delete_model(request, partner)
 
 
 @admin.register(OutboxEvent)
@@ -80,7 +76,7 @@ class WebhookEndpointAddForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(DeleteEachAdminMixin, admin.ModelAdmin):
     list_display = ("url", "partner", "is_active", "disabled_reason", "failing_since", "created_at")
     list_filter = ("is_active", "partner")
     readonly_fields = ("partner", "url", "event_types", "failing_since", "disabled_reason", "created_at", "deleted_at")
@@ -117,10 +113,6 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         staff_services.webhook_endpoint_remove(endpoint=obj, actor=request.user, reason="admin")
 
-    def delete_queryset(self, request, queryset):
-        for endpoint in queryset:
-            self.delete_model(request, endpoint)
-
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
@@ -152,7 +144,7 @@ class PartnerMemberAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(PartnerAPIKey)
-class PartnerAPIKeyAdmin(APIKeyModelAdmin):
+class PartnerAPIKeyAdmin(DeleteEachAdminMixin, APIKeyModelAdmin):
     list_display = (*APIKeyModelAdmin.list_display, "partner", "scopes", "last_used_at")
     list_filter = ("partner", "revoked")
 
@@ -169,10 +161,6 @@ class PartnerAPIKeyAdmin(APIKeyModelAdmin):
 
     def delete_model(self, request, obj):
         staff_services.partner_api_key_delete(key=obj, actor=request.user, reason="admin")
-
-    def delete_queryset(self, request, queryset):
-        for key in queryset:
-            self.delete_model(request, key)
 
 
 # The library's own key model is not used (partners' keys are PartnerAPIKey): no screen for it.
