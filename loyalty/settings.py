@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "loyalty.imports",
     "loyalty.api",
     "segments",
+    "offers",
 ]
 
 MIDDLEWARE = [
