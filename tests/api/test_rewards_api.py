@@ -47,7 +47,12 @@ def test_redeem_answers_201_with_the_redemption_and_the_coupon_code(api, enrolle
     assert response.status_code == 201, response.content
     body = response.json()
     found = RewardRedemption.objects.get()
-    assert (body["id"], body["reward_id"], body["points"], body["member_number"]) == (found.pk, reward.pk, 120, enrolled)
+    assert (body["id"], body["reward_id"], body["points"], body["member_number"]) == (
+        found.pk,
+        reward.pk,
+        120,
+        enrolled,
+    )
     assert body["coupon"]["code"] == found.coupon.code
     assert Account.objects.get(pk=account.pk).available == 180
     assert Reward.objects.get(pk=reward.pk).stock == 4

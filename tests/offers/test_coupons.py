@@ -82,7 +82,9 @@ def test_import_upper_cases_codes_and_refuses_taken_or_repeated_ones_whole(progr
     assert sorted(Coupon.objects.filter(batch=batch).values_list("code", flat=True)) == ["ABC-123", "Q9"]
     with pytest.raises(ValidationFailed) as caught:
         coupons_import(
-            program=program, name="bad", rows=[ImportedCoupon(existing.lower()), ImportedCoupon("N1"), ImportedCoupon("n1")]
+            program=program,
+            name="bad",
+            rows=[ImportedCoupon(existing.lower()), ImportedCoupon("N1"), ImportedCoupon("n1")],
         )
     assert caught.value.code == "invalid_coupon_codes"
     assert caught.value.extra["taken"] == [existing] and caught.value.extra["repeated"] == ["N1"]
@@ -147,7 +149,9 @@ def test_validate_refusals_have_stable_codes(program):
     )
     assert coupon_validate(code=spend_code, member=member, basket_total=Decimal("50")).benefit.discount == 5
     Offer.objects.filter(pk=min_spend.pk).update(status="paused")
-    assert code_error(coupon_validate, code=spend_code, member=member, basket_total=Decimal("60")) == "coupon_offer_ended"
+    assert (
+        code_error(coupon_validate, code=spend_code, member=member, basket_total=Decimal("60")) == "coupon_offer_ended"
+    )
 
 
 @pytest.mark.django_db
@@ -236,7 +240,5 @@ def test_staff_cancel_a_coupon_audited_and_not_a_reward_coupon(program):
     from offers.services.rewards import reward_redeem
     from tests.offers.test_rewards import member_with
 
-    found = reward_redeem(
-        member=member_with(program, 200), reward=reward_make(), channel="test", idempotency_key="r-1"
-    )
+    found = reward_redeem(member=member_with(program, 200), reward=reward_make(), channel="test", idempotency_key="r-1")
     assert code_error(coupon_cancel, coupon=found.coupon, actor=staff) == "coupon_of_reward"
