@@ -17,6 +17,7 @@ from django.db.models import F
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, NotFound, ValidationFailed
+from loyalty.core.services import audit_record, model_delete_audited, model_save_audited
 from loyalty.ledger import services as ledger
 from loyalty.partners.services import outbox_record
 from offers.models import Coupon, CouponSource, CouponStatus, RedemptionState, Reward, RewardRedemption
@@ -168,13 +169,14 @@ def reward_redeem(
 
 
 def reward_redemption_cancel(
-    *, reward_redemption: RewardRedemption, actor: Actor = None, partner: Partner | None = None
+    *, reward_redemption: RewardRedemption, actor: Actor = None, partner: Partner | None = None, reason: str = ""
 ) -> RewardRedemption:
     """Cancel a reward redemption: the points go back to the exact lots they came from (ledger
-    ``points_refund``), the item back to stock, the coupon is cancelled; event ``reward.cancelled``.
-    Refused with ``coupon_already_used`` (409) when the coupon was used. Cancelling a cancelled
-    redemption changes nothing (of concurrent cancels, one refunds). ``partner``: only the partner
-    that redeemed it may cancel it (else ``reward_redemption_not_found``)."""
+        ``points_refund``), the item back to stock, the coupon is cancelled; event ``reward.cancelled``.
+        Refused with ``coupon_already_used`` (409) when the coupon was used. Cancelling a cancelled
+        redemption changes nothing (of concurrent cancels, one refunds). ``partner``: only the partner
+        that redeemed it may cancel it (else ``reward_redemption_not_found``). Staff (``actor``) are
+    audited as ``reward_redemption.cancelled`` with their ``reason``."""
     if partner is not None and reward_redemption.partner_id != partner.pk:
         raise NotFound("No such reward redemption", code="reward_redemption_not_found")
     member = reward_redemption.member
@@ -197,6 +199,15 @@ def reward_redemption_cancel(
         ledger.points_refund(redemption=current.redemption, reason="reward redemption cancelled", actor=actor)
         Reward.objects.filter(pk=current.reward_id, stock__isnull=False).update(stock=F("stock") + 1)
         RewardRedemption.objects.filter(pk=current.pk).update(status=RedemptionState.CANCELLED, cancelled_at=now)
+        if actor is not None:
+            audit_record(
+                actor=actor,
+                action="reward_redemption.cancelled",
+                target=current,
+                reason=reason,
+                before={"status": RedemptionState.COMPLETED},
+                after={"status": RedemptionState.CANCELLED, "points_refunded": current.points},
+            )
         outbox_record(
             event_type="reward.cancelled",
             member=member,
@@ -211,3 +222,59 @@ def reward_redemption_cancel(
         )
     current.refresh_from_db()
     return current
+
+
+# What an audit row of a reward shows (its many-to-many eligibility is recorded by ``reward_rules_record``).
+REWARD_AUDIT_FIELDS = (
+    "program",
+    "name",
+    "kind",
+    "points_cost",
+    "value",
+    "sku",
+    "cost_to_business",
+    "stock",
+    "per_member_limit",
+    "valid_from",
+    "valid_until",
+    "early_access_from",
+    "exclusive",
+    "partner",
+    "coupon_valid_days",
+    "is_active",
+)
+
+
+def reward_save(*, reward: Reward, actor: Actor, created: bool, reason: str = "") -> Reward:
+    """Staff create or change a reward (the admin): timestamps set, audited as ``reward.created`` /
+    ``reward.changed`` with the fields before and after."""
+    now = clock.now()
+    if created:
+        reward.created_at = now
+    reward.updated_at = now
+    return model_save_audited(
+        instance=reward, actor=actor, created=created, fields=REWARD_AUDIT_FIELDS, action="reward", reason=reason
+    )
+
+
+def reward_rules_record(*, reward: Reward, actor: Actor, before: dict[str, list[int]] | None) -> None:
+    """Audit a change of who may redeem ``reward`` (tiers, segments included and excluded), saved
+    by the admin's form after the reward itself: ``reward.eligibility_changed`` when they differ."""
+    after = reward_rules(reward=reward)
+    if before is None or before != after:
+        audit_record(actor=actor, action="reward.eligibility_changed", target=reward, before=before, after=after)
+
+
+def reward_rules(*, reward: Reward) -> dict[str, list[int]]:
+    return {
+        name: sorted(getattr(reward, name).values_list("pk", flat=True))
+        for name in ("tiers", "segments_include", "segments_exclude")
+    }
+
+
+def reward_delete(*, reward: Reward, actor: Actor, reason: str = "") -> None:
+    """Staff delete a reward nobody redeemed (one with redemptions or coupons is kept by the
+    database: ``reward_in_use``; make it inactive instead). Audited as ``reward.deleted``."""
+    if RewardRedemption.objects.filter(reward=reward).exists() or Coupon.objects.filter(reward=reward).exists():
+        raise Conflict("This reward was redeemed: make it inactive instead", code="reward_in_use")
+    model_delete_audited(instance=reward, actor=actor, fields=REWARD_AUDIT_FIELDS, action="reward", reason=reason)

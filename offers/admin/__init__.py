@@ -1,0 +1,3 @@
+"""Staff screens of the offers app, one module per area (each registers its models)."""
+
+from offers.admin import rewards  # noqa: F401 - rewards, reward redemptions, coupon batches, coupons, uses
