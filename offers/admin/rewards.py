@@ -6,6 +6,8 @@ coupons, cancels reward redemptions; Support and Analyst look."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from import_export.admin import ImportExportModelAdmin
@@ -62,7 +64,7 @@ class RewardAdmin(DeleteEachAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Cost to the business", ordering="total_cost")
     def total_cost(self, obj):
-        return getattr(obj, "total_cost", 0)
+        return f"{Decimal(getattr(obj, 'total_cost', 0) or 0):.2f}"
 
     def save_model(self, request, obj, form, change):
         request.reward_rules_before = reward_services.reward_rules(reward=obj) if change else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, QuerySet
 
 from loyalty.core import clock
 from loyalty.core.errors import NotFound
@@ -161,7 +161,11 @@ def reward_figures(*, rewards: QuerySet[Reward]) -> QuerySet[Reward]:
     (redeemed × cost to the business)."""
     return rewards.annotate(
         redeemed=Count("redemptions", filter=Q(redemptions__status=RedemptionState.COMPLETED)),
-    ).annotate(total_cost=F("redeemed") * F("cost_to_business"))
+    ).annotate(
+        total_cost=ExpressionWrapper(
+            F("redeemed") * F("cost_to_business"), output_field=DecimalField(max_digits=16, decimal_places=2)
+        )
+    )
 
 
 # --- coupons --------------------------------------------------------------------------------------
