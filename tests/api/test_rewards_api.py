@@ -109,3 +109,22 @@ def test_reward_another_partner_honours_is_not_found(api, other_api, enrolled):
     theirs = reward_make(points_cost=100, partner=other_api.partner)
     response = api.post(redeem_path(enrolled, theirs.pk), {}, format="json")
     assert (response.status_code, response.json()["code"]) == (404, "reward_not_found")
+
+
+def test_rewards_list_reads_the_same_number_of_queries_for_2_or_20_rewards(api):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert api.get("/api/v1/rewards/").status_code == 200
+        return len(captured)
+
+    for i in range(2):
+        reward_make(name=f"R{i}")
+    api.get("/api/v1/rewards/")  # warm: the key's configuration
+    few = queries()
+    for i in range(2, 20):
+        reward_make(name=f"R{i}")
+    api.get("/api/v1/rewards/")
+    assert queries() == few

@@ -282,3 +282,24 @@ def test_concurrent_cancels_refund_once():
     assert Reward.objects.get(pk=found.reward_id).stock == 1
     assert OutboxEvent.objects.filter(event_type="reward.cancelled").count() == 1
     assert_ledger_invariants(program)
+
+
+@pytest.mark.django_db
+def test_catalog_reads_the_same_number_of_queries_for_2_or_20_rewards(program):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    member = member_with(program, 500)
+
+    def queries() -> int:
+        reward_catalog(member=member, program=program)  # warm the configuration cache
+        with CaptureQueriesContext(connection) as captured:
+            reward_catalog(member=member, program=program)
+        return len(captured)
+
+    for i in range(2):
+        reward_make(name=f"R{i}", per_member_limit=2)
+    few = queries()
+    for i in range(2, 20):
+        reward_make(name=f"R{i}", per_member_limit=2)
+    assert queries() == few
