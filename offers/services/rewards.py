@@ -90,7 +90,9 @@ def reward_redeem(
             early_access=early_access_reward_ids(offers=offers, facts=facts, now=now),
         )
         if not answer:
-            raise ValidationFailed(answer.reason, code=answer.code)
+            # an inactive member is a state, as everywhere in the API (409); the reward's rules are 422
+            error = Conflict if answer.code == "member_inactive" else ValidationFailed
+            raise error(answer.reason, code=answer.code)
         if reward.per_member_limit is not None:
             # counted under the account lock: this member's other redemptions wait for it
             taken = RewardRedemption.objects.filter(

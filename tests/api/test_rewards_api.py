@@ -128,3 +128,16 @@ def test_rewards_list_reads_the_same_number_of_queries_for_2_or_20_rewards(api):
         reward_make(name=f"R{i}")
     api.get("/api/v1/rewards/")
     assert queries() == few
+
+
+def test_reward_events_of_a_partners_call_go_to_that_partner_only(api, other_api, enrolled):
+    from loyalty.partners.models import OutboxEvent
+    from loyalty.partners.webhooks import event_recipient_partner_ids
+
+    give_points(enrolled, 300)
+    reward = reward_make(points_cost=100)
+    assert api.post(redeem_path(enrolled, reward.pk), {}, format="json").status_code == 201
+    partners = {api.partner.pk, other_api.partner.pk}
+    for event_type in ("reward.redeemed", "coupon.issued"):
+        event = OutboxEvent.objects.get(event_type=event_type)
+        assert event_recipient_partner_ids(event=event, partner_ids=partners) == {api.partner.pk}
