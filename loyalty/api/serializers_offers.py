@@ -23,7 +23,7 @@ class RewardSerializer(serializers.Serializer):
     valid_from = serializers.DateTimeField(allow_null=True)
     valid_until = serializers.DateTimeField(allow_null=True)
     partner_only = serializers.BooleanField(help_text="Only this partner honours it (else any partner of the program)")
-    image = serializers.CharField(allow_null=True, help_text="Path of the image under the media URL")
+    image = serializers.CharField(allow_null=True, help_text="URL of the image (under MEDIA_URL), or null")
 
 
 class RewardRedeemInSerializer(serializers.Serializer):

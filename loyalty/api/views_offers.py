@@ -41,7 +41,7 @@ def _reward_body(reward: Reward, partner_id: int) -> dict:
         "valid_from": _time(reward.valid_from),
         "valid_until": _time(reward.valid_until),
         "partner_only": reward.partner_id == partner_id,
-        "image": reward.image.name if reward.image else None,
+        "image": reward.image.url if reward.image else None,
     }
 
 

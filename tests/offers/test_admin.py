@@ -136,3 +136,31 @@ def test_support_may_not_cancel_a_reward_redemption(program):
         {"action": "cancel_reward_redemptions", "_selected_action": [found.pk], "apply": "1", "reason": "asked"},
     )
     assert RewardRedemption.objects.get(pk=found.pk).status == "completed"
+
+
+def test_reward_image_is_stored_through_the_storage_api(program, settings, tmp_path):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), "red").save(buffer, format="PNG")
+    upload = SimpleUploadedFile("mug.png", buffer.getvalue(), content_type="image/png")
+    response = client_as("Marketing").post(
+        reverse("admin:offers_reward_add"),
+        {
+            "program": program.pk,
+            "name": "Mug",
+            "kind": "free_product",
+            "points_cost": "90",
+            "cost_to_business": "2",
+            "coupon_valid_days": "30",
+            "image": upload,
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    reward = Reward.objects.get(name="Mug")
+    assert reward.image.name.startswith("rewards/") and (tmp_path / reward.image.name).exists()
+    assert reward.image.url == f"/media/{reward.image.name}"
