@@ -303,3 +303,29 @@ def test_catalog_reads_the_same_number_of_queries_for_2_or_20_rewards(program):
     for i in range(2, 20):
         reward_make(name=f"R{i}", per_member_limit=2)
     assert queries() == few
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("run", range(5))
+def test_cancel_racing_a_use_of_its_coupon_ends_one_way_only(run):
+    from loyalty.ledger.selectors import program_default
+
+    program = program_default()
+    member = member_with(program, 300)
+    found = redeem(member, reward_make(points_cost=100, stock=1))
+
+    def work(i):
+        if i == 0:
+            return reward_redemption_cancel(reward_redemption=found)
+        return coupon_redeem(code=found.coupon.code, member=member)
+
+    cancelled, used = run_together(2, work)
+    coupon = Coupon.objects.get(pk=found.coupon_id)
+    if isinstance(cancelled, RewardRedemption):  # the cancel went first: the use was refused
+        assert isinstance(used, Conflict) and used.code == "coupon_cancelled"
+        assert (coupon.uses_count, account_of(member, program).available) == (0, 300)
+    else:  # the use went first: the cancel was refused, nothing refunded
+        assert isinstance(cancelled, Conflict) and cancelled.code == "coupon_already_used", cancelled
+        assert (coupon.uses_count, account_of(member, program).available) == (1, 200)
+    assert_ledger_invariants(program)
