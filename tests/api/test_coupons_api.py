@@ -138,3 +138,20 @@ def test_same_use_from_20_connections_is_one_use():
     assert [r.status_code for r in responses] == [201] * 20
     assert len({r.json()["use_id"] for r in responses}) == 1
     assert Coupon.objects.get(pk=coupon.pk).uses_count == 1
+
+
+@pytest.mark.django_db
+def test_a_255_character_idempotency_key_is_accepted(api, enrolled):
+    coupon = issue(max_uses=2)
+    reward = reward_make(points_cost=10)
+    key = "k" * 255
+    response = api.post("/api/v1/coupons/redeem/", {"code": coupon.code}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert response.status_code == 201, response.content
+    from loyalty.ledger import services as ledger
+
+    account = ledger.account_open(member=Member.objects.get(member_number=enrolled), program=program_default())
+    ledger.points_credit(account=account, points=50, reason="test")
+    response = api.post(
+        f"/api/v1/members/{enrolled}/rewards/{reward.pk}/redeem/", {}, format="json", HTTP_IDEMPOTENCY_KEY="r" * 255
+    )
+    assert response.status_code == 201, response.content

@@ -7,6 +7,7 @@ and its outbox events commit together."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from decimal import Decimal
 
@@ -37,7 +38,8 @@ def _scoped(partner: Partner | None, key: str | None) -> str:
     a fresh one (each call is a new redemption)."""
     if not key:
         return f"new:{uuid.uuid4().hex}"
-    return f"partner:{partner.pk if partner else 0}:{key}"
+    # hashed: a header key may be 255 characters, the stored one at most 200
+    return f"partner:{partner.pk if partner else 0}:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 def reward_redemption_record(
