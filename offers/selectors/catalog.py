@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, QuerySet
+from django.db.models.functions import Upper
 
 from loyalty.core import clock
 from loyalty.core.errors import NotFound
@@ -245,7 +246,12 @@ def coupon_get(*, code: str, partner: Partner | None = None) -> Coupon:
     """The coupon with ``code`` (any case) that ``partner`` may see, else ``coupon_not_found``."""
     code = (code or "").strip()
     coupon = (
-        Coupon.objects.filter(code__iexact=code).select_related("reward", "offer", "member").first() if code else None
+        Coupon.objects.annotate(code_upper=Upper("code"))
+        .filter(code_upper=code.upper())  # the unique index on UPPER(code)
+        .select_related("reward", "offer", "member")
+        .first()
+        if code
+        else None
     )
     if coupon is None or not coupon_visible(coupon=coupon, partner=partner):
         raise NotFound("No coupon with this code", code="coupon_not_found")
