@@ -329,3 +329,18 @@ def test_cancel_racing_a_use_of_its_coupon_ends_one_way_only(run):
         assert isinstance(cancelled, Conflict) and cancelled.code == "coupon_already_used", cancelled
         assert (coupon.uses_count, account_of(member, program).available) == (1, 200)
     assert_ledger_invariants(program)
+
+
+@pytest.mark.django_db
+def test_member_export_lists_rewards_and_coupons_and_erasure_cancels_active_coupons(program):
+    from members.services import member_erase, member_export
+    from tests.factories import StaffFactory
+
+    member = member_with(program, 500)
+    found = redeem(member, reward_make(name="Mug", points_cost=100))
+    document = member_export(member=member)
+    assert document["rewards"]["reward_redemptions"][0]["reward"] == "Mug"
+    assert document["rewards"]["coupons"][0]["code"] == found.coupon.code
+    member_erase(member=member, actor=StaffFactory(), reason="asked")
+    assert Coupon.objects.get(pk=found.coupon_id).status == CouponStatus.CANCELLED
+    assert RewardRedemption.objects.filter(pk=found.pk).exists()  # the record stays
