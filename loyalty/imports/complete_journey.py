@@ -632,6 +632,7 @@ class ImportReport:
     seconds: float = 0.0
     shift_days: int = 0
     campaigns: CampaignsReport = field(default_factory=CampaignsReport)
+    campaign_seconds: float = 0.0
 
 
 def partner_stores_ensure(*, program: Program) -> Partner:
@@ -776,7 +777,9 @@ def complete_journey_import(
         pt=program_tiers(program=program),
     )
     members = _members_ensure(dataset, ctx=ctx, one_by_one=workflow_only, report=report)
+    campaigns_started = time.perf_counter()
     report.campaigns = _campaigns_import(dataset, members, ctx)
+    report.campaign_seconds = time.perf_counter() - campaigns_started
 
     households = dataset.households
     for start in range(0, len(households), batch_members):

@@ -25,7 +25,9 @@ One campaign becomes:
 Idempotent: what exists is found by its key (offer by source and external id, segment by name,
 coupon by code, use by idempotency key, redemption by offer, member and coupon) and not written
 again; counters are only added to for rows written now, under the offers' and coupons' row
-locks. Offers already imported are not changed (staff may have edited them).
+locks. Offers already imported are not changed (staff may have edited them), and are found by
+source and external id whatever their program: a campaign is imported once, into the program of
+the first import (an import into another program adds its members' uses to the same offers).
 """
 
 from __future__ import annotations
