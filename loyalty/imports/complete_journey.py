@@ -164,7 +164,9 @@ class Household:
 @dataclass
 class Dataset:
     households: list[Household]
-    campaigns: list[dict[str, Any]]  # external_id, kind, starts_on, ends_on, skus, coupons (code: uses), targeted
+    campaigns: list[
+        dict[str, Any]
+    ]  # external_id, kind, starts_on, ends_on, skus, coupons (code: uses), targeted, coupon_value
     targets: list[tuple[str, int]]  # (campaign external id, household id)
     redemptions: list[tuple[str, int, str, dt.date]]  # (campaign, household, coupon, date)
     shift_days: int
@@ -236,6 +238,8 @@ def dataset_load(
     demo = read("demographics")
     with_demo = set(int(h) for h in demo["household_id"])
     chosen = household_order((int(h) for h in tx["household_id"].unique()), with_demo)
+    # lines paid partly with a coupon, of every household: what a campaign's coupons were worth
+    coupon_lines = tx.loc[tx["coupon_disc"] > 0, ["product_id", "coupon_disc", "transaction_timestamp"]]
     if households is not None:
         chosen = chosen[:households]
         tx = tx[tx["household_id"].isin(chosen)]
@@ -314,7 +318,9 @@ def dataset_load(
     skus = coupons.groupby("campaign_id")["product_id"].unique().to_dict()
     codes = coupons.groupby("campaign_id")["coupon_upc"].unique().to_dict()
     times_used = redemptions.groupby(["campaign_id", "coupon_upc"]).size().to_dict()
-    for row in read("campaign_descriptions").to_dict("records"):
+    descriptions = read("campaign_descriptions")
+    values = campaign_coupon_values(coupon_lines, coupons, descriptions)
+    for row in descriptions.to_dict("records"):
         campaign = int(row["campaign_id"])
         start, end = pd.Timestamp(row["start_date"]) + shift, pd.Timestamp(row["end_date"]) + shift
         result.campaigns.append(
@@ -328,6 +334,7 @@ def dataset_load(
                     str(u): int(times_used.get((campaign, int(u)), 0)) for u in sorted(codes.get(campaign, []))
                 },
                 "targeted": int(targeted.get(campaign, 0)),
+                "coupon_value": values.get(campaign),
             }
         )
     result.targets = [(str(c), int(h)) for c, h in targeting.itertuples(index=False) if int(h) in chosen_set]
@@ -337,6 +344,23 @@ def dataset_load(
         if int(h) in chosen_set
     ]
     return result
+
+
+def campaign_coupon_values(coupon_lines, coupons, descriptions) -> dict[int, Decimal]:
+    """Per campaign, the median coupon discount of the lines that bought one of its products
+    during it (the data has no coupon amounts; this is what its coupons were worth at the till)."""
+    import pandas as pd
+
+    if coupon_lines.empty or coupons.empty:
+        return {}
+    pairs = coupons[["campaign_id", "product_id"]].drop_duplicates()
+    lines = coupon_lines.merge(pairs, on="product_id").merge(
+        descriptions[["campaign_id", "start_date", "end_date"]], on="campaign_id"
+    )
+    day = lines["transaction_timestamp"].dt.normalize()
+    during = lines[(day >= pd.to_datetime(lines["start_date"])) & (day <= pd.to_datetime(lines["end_date"]))]
+    medians = during.groupby("campaign_id")["coupon_disc"].median()
+    return {int(c): Decimal(str(round(float(v), 2))).quantize(CENT) for c, v in medians.items()}
 
 
 # --- the rule engine's input, merged ----------------------------------------------------------------
@@ -716,6 +740,7 @@ def _campaigns_import(dataset: Dataset, members: dict[int, Member], ctx: _Contex
                 skus=c.get("skus", ()),
                 coupons=c.get("coupons", {}),
                 targeted=c.get("targeted", 0),
+                coupon_value=c.get("coupon_value"),
             )
             for c in dataset.campaigns
         ],

@@ -8,7 +8,8 @@ One campaign becomes:
   else ``active`` (scheduled by ``valid_from`` when it starts later). What a campaign of the data
   is: coupons mailed to chosen households, each a discount on some products. So the offer's
   condition is ``sku_bought`` with the campaign's products as ``condition_skus`` and its benefit
-  ``amount_coupon``; the amounts are not in the data (``benefit_value`` stays empty);
+  ``amount_coupon``. The data has no coupon amounts: ``benefit_value`` is the median coupon
+  discount of the lines that bought the campaign's products during it (empty when none did);
 - a **static segment** "CJ campaign 8 (Type A) — targeted" of the targeted members, the offer's
   only ``segments_include`` (through ``segments.services.segment_static_members_add``);
 - one **coupon** per coupon code of the campaign (code ``CJ<campaign>-<coupon upc>``: one upc can
@@ -36,6 +37,7 @@ import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -66,7 +68,8 @@ IMPORT_CHANNEL = "import"
 @dataclass(frozen=True)
 class CampaignIn:
     """A campaign as the source has it. ``coupons``: its coupon codes with the times each was
-    used in the whole source; ``targeted``: households it targeted in the whole source."""
+    used in the whole source; ``targeted``: households it targeted in the whole source;
+    ``coupon_value``: what a coupon typically took off (the offer's ``benefit_value``), if known."""
 
     external_id: str
     kind: str
@@ -75,6 +78,7 @@ class CampaignIn:
     skus: Sequence[str] = ()
     coupons: Mapping[str, int] = field(default_factory=dict)
     targeted: int = 0
+    coupon_value: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -121,12 +125,18 @@ def _new_offer(campaign: CampaignIn, *, program: Program, source: str, now: dt.d
             f"Imported campaign {campaign.external_id} ({campaign.kind or 'no type'}), "
             f"{campaign.starts_on:%Y-%m-%d} to {campaign.ends_on:%Y-%m-%d}: discount coupons on "
             f"{len(campaign.skus)} products ({len(campaign.coupons)} coupon codes) for the "
-            f"{campaign.targeted} households it targeted. Coupon amounts are not in the data."
+            f"{campaign.targeted} households it targeted."
+            + (
+                f" A coupon took {campaign.coupon_value} off (median at the till during the campaign)."
+                if campaign.coupon_value is not None
+                else ""
+            )
         ),
         status=OfferStatus.ENDED if valid_until <= now else OfferStatus.ACTIVE,
         condition_kind=ConditionKind.SKU_BOUGHT,
         condition_skus=sorted(set(campaign.skus), key=lambda s: (len(s), s)),
         benefit_kind=BenefitKind.AMOUNT_COUPON,
+        benefit_value=campaign.coupon_value,
         valid_from=valid_from,
         valid_until=valid_until,
         source=source,

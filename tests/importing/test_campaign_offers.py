@@ -56,8 +56,16 @@ def test_each_campaign_becomes_an_offer_of_coupon_discounts_on_its_products(plai
         assert (offer.condition_kind, offer.benefit_kind) == ("sku_bought", "amount_coupon")
         products = files["coupons"].loc[files["coupons"]["campaign_id"] == row.campaign_id, "product_id"]
         assert sorted(offer.condition_skus) == sorted({str(p) for p in products})
+        paid = files["transactions"][files["transactions"]["coupon_disc"] > 0]
+        day = paid["transaction_timestamp"].dt.date
+        during = paid[paid["product_id"].isin(products) & (day >= row.start_date.date()) & (day <= row.end_date.date())]
+        median = during["coupon_disc"].median()
+        assert offer.benefit_value == (
+            Decimal(str(round(median, 2))).quantize(Decimal("0.01")) if len(during) else None
+        )
         assert [p.name for p in offer.partners.all()] == ["Complete Journey Stores"]
     assert any(o.condition_skus for o in Offer.objects.all())
+    assert Offer.objects.filter(benefit_value__gt=0).exists()  # the slice has coupon lines in campaigns
 
 
 def test_dates_shifted_to_end_yesterday_make_late_campaigns_active(plain, files):
