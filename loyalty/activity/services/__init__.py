@@ -1,7 +1,7 @@
 """Workflows: enrollment, purchases, returns, custom events, redemptions, rewards and coupons, across members,
 partners, the ledger and tiers. The API, the admin and importers call these."""
 
-from loyalty.activity.services.bulk import NewAward, imported_campaigns_record, rule_awards_record_many
+from loyalty.activity.services.bulk import NewAward, rule_awards_record_many
 from loyalty.activity.services.enrollment import enrollment_record, enrollment_record_many
 from loyalty.activity.services.events import event_record
 from loyalty.activity.services.purchases import PurchaseOutcome, purchase_record, return_record
@@ -22,7 +22,6 @@ __all__ = [
     "enrollment_record",
     "enrollment_record_many",
     "event_record",
-    "imported_campaigns_record",
     "purchase_record",
     "redemption_cancel",
     "redemption_record",
