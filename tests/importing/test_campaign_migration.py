@@ -1,5 +1,5 @@
 """Campaigns kept raw in the activity tables by earlier imports become offers, segments, coupons,
-uses and redemptions (offers migration 0003), as the import now writes them; the raw tables go
+uses and redemptions (offers migration 0004), as the import now writes them; the raw tables go
 (activity migration 0005)."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from django.db.migrations.executor import MigrationExecutor
 
 from tests.factories import MemberFactory
 
-BEFORE = [("activity", "0004_config_stamp_triggers"), ("offers", "0002_staff_roles")]
+BEFORE = [("activity", "0004_config_stamp_triggers"), ("offers", "0003_config_stamp_triggers")]
 AFTER = [
-    ("activity", "0005_cjimport_imported_campaigns_are_offers"),
-    ("offers", "0003_cjimport_campaigns_from_activity"),
+    ("activity", "0005_imported_campaigns_are_offers"),
+    ("offers", "0004_campaigns_from_activity"),
 ]
 
 

@@ -170,7 +170,7 @@ def forward(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("offers", "0002_staff_roles"),
+        ("offers", "0003_config_stamp_triggers"),
         ("activity", "0004_config_stamp_triggers"),
         ("segments", "0005_score_run_fit_diagnostics"),
     ]
