@@ -10,7 +10,7 @@ from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.core import signing
 from django.db import IntegrityError, transaction
 
 from loyalty.activity.services import enrollment_record
@@ -22,14 +22,13 @@ from members.services import consent_set, member_close, member_erase, member_upd
 PORTAL = "portal"
 
 
-class EmailConfirmationTokenGenerator(PasswordResetTokenGenerator):
-    """One-time link that confirms a new member's email: its hash covers ``is_active``, so it stops
-    working once the login is active."""
-
-    key_salt = "loyalty.portal.EmailConfirmationTokenGenerator"
+EMAIL_CONFIRMATION_SALT = "loyalty.portal.email-confirmation"
 
 
-email_confirmation_token = EmailConfirmationTokenGenerator()
+def email_confirmation_token(*, user: AbstractBaseUser) -> str:
+    """The signed token of the link that confirms a new member's email (valid for
+    ``PASSWORD_RESET_TIMEOUT`` seconds, like a password reset link)."""
+    return signing.dumps(user.pk, salt=EMAIL_CONFIRMATION_SALT)
 
 
 def portal_join(
@@ -68,15 +67,18 @@ def portal_join(
         )
 
 
-def portal_email_confirm(*, user: AbstractBaseUser, token: str) -> bool:
-    """Activate the login when ``token`` is its confirmation token; False when it is not (wrong,
-    expired or already used)."""
+def portal_email_confirm(*, token: str) -> bool:
+    """Activate the login the token was made for; False when the token is wrong or expired, or the
+    login is already active (a link works once) or gone."""
+    try:
+        user_id = signing.loads(token, salt=EMAIL_CONFIRMATION_SALT, max_age=settings.PASSWORD_RESET_TIMEOUT)
+    except signing.BadSignature:
+        return False
     with transaction.atomic():
-        if not email_confirmation_token.check_token(user, token):
-            return False
-        user.is_active = True
-        user.save(update_fields=["is_active"])
-    return True
+        activated = (
+            get_user_model().objects.filter(pk=user_id, is_active=False, member__isnull=False).update(is_active=True)
+        )
+    return activated == 1
 
 
 def portal_password_reset_done(*, user: AbstractBaseUser) -> None:

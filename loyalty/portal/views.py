@@ -8,7 +8,7 @@ from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model, logout
+from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.mail import send_mail
@@ -17,8 +17,6 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import reverse, reverse_lazy
-from django.utils.encoding import force_bytes, force_str
-from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from django.views.decorators.http import require_GET, require_http_methods
 
 from loyalty.core import clock
@@ -56,15 +54,8 @@ def welcome(request: HttpRequest) -> HttpResponse:
 
 
 def _send_confirmation(request: HttpRequest, user) -> None:
-    link = request.build_absolute_uri(
-        reverse(
-            "portal:join_confirm",
-            kwargs={
-                "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
-                "token": services.email_confirmation_token.make_token(user),
-            },
-        )
-    )
+    token = services.email_confirmation_token(user=user)
+    link = request.build_absolute_uri(reverse("portal:join_confirm", kwargs={"token": token}))
     body = render_to_string("portal/email/confirm_email.txt", {"link": link, "user": user})
     send_mail("Confirm your email to start collecting points", body, settings.DEFAULT_FROM_EMAIL, [user.email])
 
@@ -96,13 +87,8 @@ def join_sent(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def join_confirm(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
-    User = get_user_model()
-    try:
-        user = User.objects.get(pk=int(force_str(urlsafe_base64_decode(uidb64))))
-    except (ValueError, TypeError, OverflowError, User.DoesNotExist):
-        user = None
-    confirmed = user is not None and services.portal_email_confirm(user=user, token=token)
+def join_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    confirmed = services.portal_email_confirm(token=token)
     return render(request, "portal/join_confirmed.html", {"confirmed": confirmed}, status=200 if confirmed else 400)
 
 
