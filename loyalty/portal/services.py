@@ -100,7 +100,7 @@ def portal_profile_update(*, member: Member, user: AbstractBaseUser, **changes: 
                 if User.objects.filter(username__iexact=new_email).exclude(pk=user.pk).exists():
                     raise Conflict("A member with this email already exists", code="email_taken")
                 user.username = new_email
-            user.email = new_email
+            user.email = member.email
             user.save(update_fields=["username", "email"])
     return member
 

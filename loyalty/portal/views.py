@@ -62,7 +62,7 @@ def _send_confirmation(request: HttpRequest, user) -> None:
 
 @require_http_methods(["GET", "POST"])
 def join(request: HttpRequest) -> HttpResponse:
-    form = forms.JoinForm(request.POST or None)
+    form = forms.JoinForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -222,7 +222,7 @@ def movement(request: HttpRequest, transaction_id: int) -> HttpResponse:
 @member_required
 def my_data(request: HttpRequest) -> HttpResponse:
     member = request.member
-    form = forms.ProfileForm(request.POST or None, member=member)
+    form = forms.ProfileForm(request.POST if request.method == "POST" else None, member=member)
     if request.method == "POST" and form.is_valid():
         try:
             services.portal_profile_update(member=member, user=request.user, **form.changes())
@@ -247,7 +247,7 @@ def _consent_words(purpose: str, channel: str) -> str:
 @member_required
 def consents(request: HttpRequest) -> HttpResponse:
     member = request.member
-    form = forms.ConsentForm(request.POST or None, current=consent_state(member=member))
+    form = forms.ConsentForm(request.POST if request.method == "POST" else None, current=consent_state(member=member))
     if request.method == "POST" and form.is_valid():
         try:
             changed = services.portal_consents_save(member=member, wanted=form.consent_values())
@@ -287,7 +287,7 @@ def export_zip(request: HttpRequest) -> HttpResponse:
 
 
 def _confirmed_action(request: HttpRequest, *, action, template: str, done_query: str) -> HttpResponse:
-    form = forms.ConfirmWithPasswordForm(request.POST or None)
+    form = forms.ConfirmWithPasswordForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             action(member=request.member, user=request.user, password=form.cleaned_data["password"])
