@@ -115,7 +115,7 @@ class LoginForm(AuthenticationForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["username"].label = "Email"
+        self.fields["username"].label = "Email or username"
         self.fields["username"].widget.attrs["autocomplete"] = "username"
 
     def clean_username(self):

@@ -111,7 +111,7 @@ def check_page(page, name: str) -> None:
 
 def log_in(page, username: str, password: str) -> None:
     page.goto("/login/")
-    page.get_by_label("Email:", exact=True).fill(username)
+    page.get_by_label("Email or username:", exact=True).fill(username)
     page.get_by_label("Password:", exact=True).fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/home/")
