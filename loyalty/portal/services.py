@@ -111,6 +111,8 @@ def portal_consents_save(*, member: Member, wanted: dict[tuple[str, str], bool])
     if member.status == MemberStatus.ERASED:
         raise Conflict("An erased member cannot change consent", code="member_erased")
     with transaction.atomic():
+        # one save at a time per member: two tabs saving the same choice record it once
+        Member.objects.select_for_update().filter(pk=member.pk).first()
         current = consent_state(member=member)
         changed = 0
         for (purpose, channel), granted in wanted.items():
