@@ -109,6 +109,14 @@ def test_every_member_page_passes_axe_fits_the_width_and_keeps_the_policy(reques
     member = make_member(email="mia@example.com")
     shop(member, amount="80.00", category="PRODUCE / APPLES")
     shop(member, amount="12.00")
+    for name, url in [
+        ("welcome", "/"),
+        ("join", "/join/"),
+        ("login", "/login/"),
+        ("password-reset", "/password-reset/"),
+    ]:
+        page.goto(url)
+        check_page(page, name)
     log_in(page, "mia@example.com", PASSWORD)
 
     for name, url in [
