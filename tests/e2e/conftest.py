@@ -27,10 +27,6 @@ PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
 ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"))
 
-# Playwright's sync API runs an event loop in the test's thread; the ORM calls the tests make
-# around it are still plain synchronous code.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 
 def _chromium_missing() -> str | None:
     if not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)):
@@ -42,8 +38,12 @@ def _chromium_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per test module. Playwright's sync API keeps an event loop in the test's
+    thread while it is open, so Django would take the ORM calls the tests make around it for
+    async code: DJANGO_ALLOW_ASYNC_UNSAFE is set for as long as the browser is open, and only
+    then (it must not reach other tests, nor ``check --deploy`` run by them)."""
     missing = _chromium_missing()
     if missing:
         if os.environ.get("CI"):
@@ -51,10 +51,18 @@ def browser():
         pytest.skip(missing)
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 class CspWatch:
