@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "loyalty.api",
     "segments",
     "offers",
+    "loyalty.portal",
 ]
 
 MIDDLEWARE = [
@@ -236,7 +237,17 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
-LOGIN_URL = "admin:login"
+# Members sign in on the portal; staff keep the admin's own login at /admin/login/.
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:home"
+LOGOUT_REDIRECT_URL = "portal:welcome"
+
+# Email (join confirmation, password reset): EMAIL_URL as django-environ reads it, e.g.
+# smtp+tls://user:password@smtp.example.com:587; the console backend (prints mails) by default.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Loyalty <no-reply@loyalty.local>")
+# Consent wording shown on the join and my-data pages; stored with every consent the portal records.
+PORTAL_CONSENT_WORDING_VERSION = env.str("PORTAL_CONSENT_WORDING_VERSION", default="portal-2026-11")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

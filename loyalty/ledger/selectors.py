@@ -46,6 +46,18 @@ def points_expiring(*, account: Account, within_days: int) -> list[dict]:
     return [{"date": row["day"], "points": row["points"]} for row in rows]
 
 
+def points_pending(*, account: Account) -> list[dict]:
+    """Pending points per day they become spendable, soonest first (balance pages)."""
+    rows = (
+        Lot.objects.filter(account=account, is_pending=True, remaining__gt=0)
+        .annotate(day=TruncDate("available_at"))
+        .values("day")
+        .annotate(points=Sum("remaining"))
+        .order_by("day")
+    )
+    return [{"date": row["day"], "points": row["points"]} for row in rows]
+
+
 def accounts_expiring(*, within_days: int, program: Program | None = None) -> QuerySet:
     """Per account: points expiring within N days (set-based, for reminder campaigns)."""
     now = clock.now()

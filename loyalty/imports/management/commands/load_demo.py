@@ -295,7 +295,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Logins (password for all: {DEMO_PASSWORD}):")
         for username, role in STAFF:
             self.stdout.write(f"  staff  {username:<10} {role or 'superuser'}")
-        self.stdout.write(f"  member member     (portal login linked to household {MEMBER_HOUSEHOLD})")
+        self.stdout.write(
+            f"  member member     (member portal login at /login/, linked to household {MEMBER_HOUSEHOLD})"
+        )
 
     def _logins(self) -> None:
         User = get_user_model()
