@@ -3,6 +3,8 @@ concerns (``apply_error``)."""
 
 from __future__ import annotations
 
+import uuid
+
 from django import forms
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import AuthenticationForm
@@ -34,6 +36,14 @@ FIELD_OF_CODE = {
 }
 
 
+# refusals said in the member's words where the service's message is written for a partner or staff
+MEMBER_WORDS_OF_CODE = {
+    "insufficient_points": "You do not have enough points for this yet.",
+    "member_inactive": "Your membership is not active: contact customer service.",
+    "idempotency_key_reused": "Please confirm again.",
+}
+
+
 def consent_field_name(purpose: str, channel: str) -> str:
     return f"consent_{purpose}_{channel or 'any'}"
 
@@ -46,7 +56,7 @@ def apply_error(form: forms.Form, error: ApplicationError) -> None:
             form.add_error(name if name in form.fields else None, messages)
         return
     field = FIELD_OF_CODE.get(error.code)
-    form.add_error(field if field in form.fields else None, error.message)
+    form.add_error(field if field in form.fields else None, MEMBER_WORDS_OF_CODE.get(error.code, error.message))
 
 
 class ConsentFieldsMixin:
@@ -193,3 +203,18 @@ class ConfirmWithPasswordForm(forms.Form):
         label="Your password", widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}), strip=False
     )
     confirm = forms.BooleanField(label="I understand this cannot be undone here", required=True)
+
+
+class OnceForm(forms.Form):
+    """A confirmation that acts once: the page hands out a fresh random ``token`` and the action
+    uses it as its idempotency key, so a double submit (or a resent form) does it once."""
+
+    token = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("initial", {"token": uuid.uuid4().hex})
+        super().__init__(*args, **kwargs)
+
+    def idempotency_key(self, *, member: Member, action: str) -> str:
+        """The key the service stores: the member and action named, so no token can reach another's."""
+        return f"portal:{action}:{member.pk}:{self.cleaned_data['token']}"

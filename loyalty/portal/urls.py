@@ -28,7 +28,9 @@ urlpatterns = [
     path("my-data/export.zip", views.export_zip, name="export_zip"),
     path("my-data/close/", views.close_account, name="close_account"),
     path("my-data/erase/", views.erase_account, name="erase_account"),
-    # Offers for you (offers.selectors.offers_for_member) and Rewards / coupon wallet
-    # (rewards catalog, reward_redeem, offer_activate): the lead adds their pages here when the
-    # offers app lands (issue 16).
+    path("rewards/", views.rewards, name="rewards"),
+    path("rewards/<int:reward_id>/redeem/", views.reward_redeem, name="reward_redeem"),
+    path("wallet/", views.wallet, name="wallet"),
+    path("wallet/<int:coupon_id>/", views.wallet_coupon, name="wallet_coupon"),
+    path("wallet/rewards/<int:reward_redemption_id>/cancel/", views.reward_cancel, name="reward_cancel"),
 ]

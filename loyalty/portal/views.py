@@ -25,6 +25,8 @@ from loyalty.portal import cards, exports, forms, selectors, services
 from members.models import ConsentChannel, ConsentPurpose, Member
 from members.selectors import consent_history, consent_state
 from members.services import member_export, redemption_code_issue
+from offers.models import RedemptionState
+from offers.services import rewards as offer_rewards
 
 
 def member_required(view):
@@ -313,3 +315,103 @@ def erase_account(request: HttpRequest) -> HttpResponse:
     return _confirmed_action(
         request, action=services.portal_account_erase, template="portal/erase_account.html", done_query="?erased=1"
     )
+
+
+# --- rewards and the coupon wallet ------------------------------------------------------------
+
+PORTAL_CHANNEL = "portal"
+
+
+@require_GET
+@member_required
+def rewards(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/rewards.html", {"page": selectors.rewards(member=request.member), "nav": "rewards"})
+
+
+@require_http_methods(["GET", "POST"])
+@member_required
+def reward_redeem(request: HttpRequest, reward_id: int) -> HttpResponse:
+    """The confirmation step, then the redemption (channel portal) keyed by the form's token: a
+    double submit redeems once. A refusal (out of stock, not enough points, not eligible) is a form
+    error on this page and changes nothing."""
+    member = request.member
+    try:
+        card = selectors.reward_to_redeem(member=member, reward_id=reward_id)
+    except NotFound:
+        raise Http404("No such reward") from None
+    form = forms.OnceForm(request.POST if request.method == "POST" else None)
+    refusal, status = "", 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            done = offer_rewards.reward_redeem(
+                member=member,
+                reward=card.reward,
+                channel=PORTAL_CHANNEL,
+                idempotency_key=form.idempotency_key(member=member, action="reward"),
+            )
+        except ApplicationError as error:
+            forms.apply_error(form, error)
+            status = error.http_status
+        else:
+            messages.success(
+                request, f"{card.reward.name}: done. Your coupon {done.coupon.code} is in your wallet below."
+            )
+            return redirect("portal:wallet")
+    elif request.method == "POST":
+        form, refusal, status = forms.OnceForm(), "Please confirm again.", 400  # a tampered token: a fresh one
+    account = selectors.member_program_account(member=member)[1]
+    available = account.available if account else 0
+    context = {
+        "card": card,
+        "form": form,
+        "available": available,
+        "left": available - card.reward.points_cost,
+        "refusal": refusal,
+        "nav": "rewards",
+    }
+    return render(request, "portal/reward_redeem.html", context, status=status)
+
+
+@require_GET
+@member_required
+def wallet(request: HttpRequest) -> HttpResponse:
+    response = render(
+        request, "portal/wallet.html", {"wallet": selectors.wallet(member=request.member), "nav": "rewards"}
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+@member_required
+def wallet_coupon(request: HttpRequest, coupon_id: int) -> HttpResponse:
+    try:
+        item = selectors.wallet_coupon(member=request.member, coupon_id=coupon_id)
+    except NotFound:
+        raise Http404("No such coupon") from None
+    response = render(request, "portal/coupon.html", {"item": item, "nav": "rewards"})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@member_required
+def reward_cancel(request: HttpRequest, reward_redemption_id: int) -> HttpResponse:
+    """The confirmation step, then the cancel: points back, coupon cancelled. Refused (a message,
+    nothing changed) when the coupon was used."""
+    try:
+        found = selectors.reward_redemption_of(member=request.member, reward_redemption_id=reward_redemption_id)
+    except NotFound:
+        raise Http404("No such reward redemption") from None
+    if request.method == "POST":
+        if found.status == RedemptionState.CANCELLED:
+            messages.info(request, f"{found.reward.name} was already cancelled.")
+            return redirect("portal:wallet")
+        try:
+            offer_rewards.reward_redemption_cancel(reward_redemption=found)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"{found.reward.name} cancelled: {found.points:,} points are back.")
+        return redirect("portal:wallet")
+    return render(request, "portal/reward_cancel.html", {"found": found, "nav": "rewards"})
