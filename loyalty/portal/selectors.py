@@ -81,6 +81,7 @@ class Home:
     bars: list[Bar]
     keep: list[Bar] | None
     recent: list[HistoryLine] = field(default_factory=list)
+    rewards_near: list[RewardCard] = field(default_factory=list)
 
 
 def member_program_account(*, member: Member) -> tuple[Program, Account | None]:
@@ -168,7 +169,14 @@ def home(*, member: Member) -> Home:
         bars=_bars(progress, progress.to_next),
         keep=keep,
         recent=recent,
+        rewards_near=rewards_within_reach(rewards(member=member, program=program, account=account)),
     )
+
+
+def rewards_within_reach(page: RewardsPage) -> list[RewardCard]:
+    """For the home page: the costliest rewards the member can have now, then the nearest ones."""
+    can = sorted(page.can_redeem, key=lambda c: -c.reward.points_cost)
+    return (can + page.within_reach)[:REWARDS_WITHIN_REACH]
 
 
 @dataclass(frozen=True)
@@ -300,11 +308,12 @@ def _reward_card(item: CatalogItem) -> RewardCard:
     )
 
 
-def rewards(*, member: Member) -> RewardsPage:
+def rewards(*, member: Member, program: Program | None = None, account: Account | None = None) -> RewardsPage:
     """The catalog for the member: what they may redeem and can afford now, the rewards only points
     stand between them and (nearest first, with the progress), and eligible ones sold out or used
     up. Rewards for other tiers or segments are not shown. A fixed number of queries."""
-    program, account = member_program_account(member=member)
+    if program is None:
+        program, account = member_program_account(member=member)
     can, reach, others = [], [], []
     for item in reward_catalog(member=member, program=program, only_eligible=True):
         card = _reward_card(item)

@@ -24,11 +24,15 @@ MEMBER_PAGES = [
     "/my-data/export.zip",
     "/my-data/close/",
     "/my-data/erase/",
+    "/rewards/",
+    "/wallet/",
 ]
 PUBLIC_PAGES = ["/", "/join/", "/join/sent/", "/login/", "/password-reset/", "/password-reset/sent/", "/goodbye/"]
 
 
-@pytest.mark.parametrize("url", MEMBER_PAGES + ["/history/1/"])
+@pytest.mark.parametrize(
+    "url", MEMBER_PAGES + ["/history/1/", "/rewards/1/redeem/", "/wallet/1/", "/wallet/rewards/1/cancel/"]
+)
 def test_logged_out_visitors_are_sent_to_the_login(client, program, url):
     response = client.get(url)
 
@@ -64,7 +68,7 @@ def test_public_pages_need_no_login(client, program, url):
     assert client.get(url).status_code == 200
 
 
-@pytest.mark.parametrize("url", MEMBER_PAGES[:5] + ["/my-data/close/"])
+@pytest.mark.parametrize("url", MEMBER_PAGES[:5] + ["/my-data/close/", "/rewards/", "/wallet/"])
 def test_member_pages_carry_the_policy_and_run_no_inline_script(member_client, url):
     response = member_client.get(url)
 
@@ -84,7 +88,7 @@ def test_public_pages_carry_the_policy_and_run_no_inline_script(client, program,
 # Queries per page, pinned: the session and its user, the member, then the page's own reads
 # (configuration reads are cached; the first request in a test warms them).
 QUERY_BUDGET = {
-    "/home/": 14,
+    "/home/": 15,
     "/card/": 3,
     "/history/": 7,
     "/history/?kind=earn&since=2020-01-01": 7,

@@ -204,3 +204,35 @@ def test_another_members_redemption_and_coupon_are_404(program, member, other_me
     done.refresh_from_db()
     assert done.status == RedemptionState.COMPLETED and balance(member, program) == 200
     assert done.coupon.code not in intruder.get("/wallet/").content.decode()
+
+
+# Queries per page, pinned with rewards and coupons in the catalog and the wallet: the same with
+# three times as many.
+REWARD_PAGE_BUDGET = {"/home/": 24, "/rewards/": 15, "/wallet/": 5}
+
+
+@pytest.mark.parametrize(("url", "budget"), REWARD_PAGE_BUDGET.items())
+def test_reward_pages_make_a_constant_number_of_queries(
+    program, member, member_client, django_assert_num_queries, url, budget
+):
+    give(member, program, 10_000)
+
+    def more():
+        for n in range(2):
+            reward_make(name=f"Cheap {n}", points_cost=100, stock=5, per_member_limit=3)
+            reward_make(name=f"Dear {n}", points_cost=50_000)
+            reward_redeem(
+                member=member,
+                reward=reward_make(points_cost=10),
+                channel="portal",
+                idempotency_key=f"q{n}-{Coupon.objects.count()}",
+            )
+
+    more()
+    member_client.get(url)  # warm the configuration cache
+    with django_assert_num_queries(budget):
+        assert member_client.get(url).status_code == 200
+    more()
+    more()
+    with django_assert_num_queries(budget):
+        member_client.get(url)
