@@ -138,3 +138,43 @@ def test_every_member_page_passes_axe_fits_the_width_and_keeps_the_policy(reques
     check_page(page, "movement")
     page.goto("/login/")
     screenshot(page, "login-when-logged-in")
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_redeem_a_reward_see_the_coupon_and_cancel_it(request, program, size):
+    from loyalty.ledger import services as ledger
+    from offers.models import RedemptionState, RewardRedemption
+    from tests.offers.conftest import reward_make
+
+    page = request.getfixturevalue(size)
+    member = make_member(email="rob@example.com")
+    account = ledger.account_open(member=member, program=program)
+    ledger.points_credit(account=account, points=700, reason="welcome gift")
+    reward_make(name="Coffee for two", points_cost=500, value=8, description="Two coffees at any store.")
+    reward_make(name="Weekend away", points_cost=5000, kind="experience", value=None)
+    log_in(page, "rob@example.com", PASSWORD)
+    assert "Coffee for two" in page.locator("#near-title + ul").inner_text()
+
+    page.get_by_role("link", name="Rewards", exact=True).click()
+    check_page(page, "rewards")
+    assert "4,300 more points needed" in page.locator("main").inner_text()
+    page.get_by_role("link", name="Redeem Coffee for two").click()
+    check_page(page, "reward-redeem")
+    button = page.get_by_role("button", name="Yes, redeem for 500 points")
+    button.dblclick()  # a double submit redeems once
+    page.wait_for_url("**/wallet/")
+    found = RewardRedemption.objects.get(member=member)
+    assert found.channel == "portal" and RewardRedemption.objects.filter(member=member).count() == 1
+    assert page.get_by_test_id("coupon-code").first.inner_text() == found.coupon.code
+    check_page(page, "wallet")
+    page.get_by_role("link", name=f"Show coupon {found.coupon.code} full size").click()
+    check_page(page, "coupon")
+
+    page.goto("/wallet/")
+    page.get_by_role("link", name="Cancel Coffee for two and get the points back").click()
+    check_page(page, "reward-cancel")
+    page.get_by_role("button", name="Yes, cancel and give the points back").click()
+    page.wait_for_url("**/wallet/")
+    assert "500 points are back" in page.locator("main").inner_text()
+    found.refresh_from_db()
+    assert found.status == RedemptionState.CANCELLED
