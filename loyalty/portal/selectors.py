@@ -174,9 +174,11 @@ def home(*, member: Member) -> Home:
 
 
 def rewards_within_reach(page: RewardsPage) -> list[RewardCard]:
-    """For the home page: the costliest rewards the member can have now, then the nearest ones."""
-    can = sorted(page.can_redeem, key=lambda c: -c.reward.points_cost)
-    return (can + page.within_reach)[:REWARDS_WITHIN_REACH]
+    """For the home page: the costliest rewards the member can have now, then the nearest ones
+    points away (at most two of those, so both kinds show)."""
+    near = page.within_reach[:2]
+    can = sorted(page.can_redeem, key=lambda c: -c.reward.points_cost)[: REWARDS_WITHIN_REACH - len(near)]
+    return can + near
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from loyalty.imports.management.commands.load_demo import DEMO_PASSWORD, MEMBER_HOUSEHOLD
+from loyalty.imports.management.commands.load_demo import DEMO_PASSWORD, MEMBER_HOUSEHOLD, NEAR_REWARD
 from loyalty.ledger.models import Account
 from members.models import Member
 
@@ -30,3 +30,8 @@ def test_demo_member_logs_in_and_sees_the_households_points_and_history(capsys):
     assert "Your tier:" in home
     assert history.context["page"].paginator.count > 20
     assert any(line.explanation for line in history.context["lines"])
+    rewards = client.get("/rewards/").context["page"]
+    assert rewards.can_redeem  # something to redeem now
+    near = next(c for c in rewards.within_reach if c.reward.name == NEAR_REWARD)
+    assert 0 < near.points_missing < near.reward.points_cost * 0.1 and 90 <= near.percent < 100
+    assert NEAR_REWARD in home and "Rewards within reach" in home
