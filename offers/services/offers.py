@@ -1,0 +1,290 @@
+"""Offers: staff saves and status changes (audited), members activating offers, and what a purchase
+takes from the offers it meets, within their limits.
+
+Limits (``max_redemptions``, ``max_per_member``, ``points_budget``) are exact under concurrency:
+
+- per member: counted under the member's account lock (the purchase holds it), so two purchases
+  of one member cannot both take the last use;
+- total redemptions and the points budget: the offer rows a purchase uses are locked (SELECT ...
+  FOR UPDATE, in primary-key order, after the account lock: every caller takes them in the same
+  order), what is left is worked out from the locked counters, and one UPDATE adds what was taken.
+  The check constraints ``offer_redemptions_within_limit`` and ``offer_points_within_budget`` are
+  the database's last word.
+
+A points budget that cannot give all the bonus a purchase would earn gives what is left, and the
+explanation line says "budget reached"; once nothing is left the offer gives nothing (and is
+``exhausted`` for eligibility).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import Case, F, Value, When
+
+from loyalty.core import clock
+from loyalty.core.errors import Conflict
+from loyalty.core.services import audit_record, model_values
+from offers.matching import OfferUse
+from offers.models import (
+    CouponSource,
+    Offer,
+    OfferActivation,
+    OfferRedemption,
+    OfferStatus,
+)
+from offers.selectors.eligibility import OfferConfig, member_facts, offer_eligibility, offers_active
+from offers.services.coupons import coupon_issue
+
+if TYPE_CHECKING:
+    from loyalty.core.services import Actor
+    from loyalty.ledger.models import Purchase
+    from loyalty.ledger.services.locking import LockedAccount
+    from members.models import Member
+    from offers.models import Coupon
+
+# What a staff save writes: every column but the counters, which only purchases change.
+COUNTERS = ("redemptions_count", "points_issued")
+AUDITED = (
+    "name",
+    "status",
+    "priority",
+    "condition_kind",
+    "condition_min_spend",
+    "condition_categories",
+    "condition_skus",
+    "condition_count",
+    "condition_window_days",
+    "condition_days_of_week",
+    "condition_channels",
+    "benefit_kind",
+    "benefit_multiplier",
+    "benefit_points",
+    "benefit_value",
+    "benefit_sku",
+    "benefit_reward",
+    "scope_categories",
+    "scope_skus",
+    "valid_from",
+    "valid_until",
+    "requires_activation",
+    "max_redemptions",
+    "max_per_member",
+    "points_budget",
+)
+
+
+def offer_save(*, offer: Offer, actor: Actor, reason: str = "") -> Offer:
+    """Create or change an offer as staff do (the admin form), audited as ``offer.created`` /
+    ``offer.changed`` with the fields before and after. The counters are never written from here:
+    a form holding figures read a minute ago must not undo the purchases made since."""
+    now = clock.now()
+    created = offer.pk is None
+    with transaction.atomic():
+        offer.updated_at = now
+        before = None
+        if created:
+            offer.created_at = now
+            offer.save()
+        else:
+            stored = Offer.objects.select_for_update().get(pk=offer.pk)
+            before = model_values(stored, AUDITED)
+            offer.save(
+                update_fields=[
+                    f.name
+                    for f in Offer._meta.concrete_fields
+                    if not f.primary_key and f.name not in COUNTERS and f.name != "created_at"
+                ]
+            )
+        after = model_values(offer, AUDITED)
+        if before is not None:
+            changed = [name for name in AUDITED if before[name] != after[name]]
+            before, after = {n: before[n] for n in changed}, {n: after[n] for n in changed}
+        audit_record(
+            actor=actor,
+            action=f"offer.{'created' if created else 'changed'}",
+            target=offer,
+            reason=reason,
+            before=before,
+            after=after,
+        )
+    return offer
+
+
+# status changes staff may make: (from, to) -> the audit verb
+TRANSITIONS = {
+    (OfferStatus.DRAFT, OfferStatus.ACTIVE): "published",
+    (OfferStatus.ACTIVE, OfferStatus.PAUSED): "paused",
+    (OfferStatus.PAUSED, OfferStatus.ACTIVE): "resumed",
+    (OfferStatus.DRAFT, OfferStatus.ENDED): "ended",
+    (OfferStatus.ACTIVE, OfferStatus.ENDED): "ended",
+    (OfferStatus.PAUSED, OfferStatus.ENDED): "ended",
+}
+
+
+def _status_change(*, offer: Offer, to: str, actor: Actor, reason: str) -> Offer:
+    with transaction.atomic():
+        stored = Offer.objects.select_for_update().get(pk=offer.pk)
+        verb = TRANSITIONS.get((stored.status, to))
+        if verb is None:
+            raise Conflict(
+                f"A {stored.get_status_display().lower()} offer cannot become {OfferStatus(to).label.lower()}",
+                code="offer_status_invalid",
+                extra={"status": stored.status},
+            )
+        now = clock.now()
+        Offer.objects.filter(pk=offer.pk).update(status=to, updated_at=now)
+        audit_record(
+            actor=actor,
+            action=f"offer.{verb}",
+            target=stored,
+            reason=reason,
+            before={"status": stored.status},
+            after={"status": to},
+        )
+    offer.status, offer.updated_at = to, now
+    return offer
+
+
+def offer_publish(*, offer: Offer, actor: Actor, reason: str = "") -> Offer:
+    """A draft goes live: active now, or scheduled when its ``valid_from`` is still ahead (live
+    offers are the active ones inside their validity window)."""
+    return _status_change(offer=offer, to=OfferStatus.ACTIVE, actor=actor, reason=reason)
+
+
+def offer_pause(*, offer: Offer, actor: Actor, reason: str = "") -> Offer:
+    """An active offer stops applying until resumed (its counters and activations stay)."""
+    return _status_change(offer=offer, to=OfferStatus.PAUSED, actor=actor, reason=reason)
+
+
+def offer_resume(*, offer: Offer, actor: Actor, reason: str = "") -> Offer:
+    return _status_change(offer=offer, to=OfferStatus.ACTIVE, actor=actor, reason=reason)
+
+
+def offer_end(*, offer: Offer, actor: Actor, reason: str = "") -> Offer:
+    """The offer stops for good (it cannot be resumed; its figures stay)."""
+    return _status_change(offer=offer, to=OfferStatus.ENDED, actor=actor, reason=reason)
+
+
+def _config(offer: Offer) -> OfferConfig | None:
+    return next((o for o in offers_active(program=offer.program) if o.pk == offer.pk), None)
+
+
+def offer_activate(*, member: Member, offer: Offer, channel: str) -> tuple[OfferActivation, bool]:
+    """The member clips ``offer`` to their card. Idempotent: activating again returns the first
+    activation (``created`` False). Refused (409) with the eligibility's code when the member may
+    not use the offer now (``offer_not_active``, ``offer_ended``, ``offer_tier_excluded``, ...),
+    and with ``offer_activation_not_required`` for an offer that applies without activation."""
+    config = _config(offer)
+    if config is None:
+        raise Conflict("This offer is not running", code="offer_not_active")
+    if not config.requires_activation:
+        raise Conflict("This offer applies without activating it", code="offer_activation_not_required")
+    now = clock.now()
+    answer = offer_eligibility(
+        offer=config,
+        facts=member_facts(member=member, program=offer.program, offers=(config,), personalization=False),
+        now=now,
+    )
+    if not answer.ok:
+        raise Conflict(answer.reason, code=answer.code)
+    with transaction.atomic():
+        return OfferActivation.objects.get_or_create(
+            offer_id=offer.pk, member=member, defaults={"channel": channel[:20], "activated_at": now}
+        )
+
+
+@dataclass
+class OfferTaken:
+    """What the purchase got from an offer, within its limits. ``points`` may be less than asked
+    (``budget_reached``); ``points`` 0 and no coupon means the offer's limits left nothing."""
+
+    offer: OfferConfig
+    points: int
+    detail: str
+    budget_reached: bool = False
+    coupon: Coupon | None = None
+    redemption: OfferRedemption | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        """How the explanation names it: "Double points on dairy (offer #12)"."""
+        return f"{self.offer.name} (offer #{self.offer.pk})"
+
+    def explanation_line(self) -> dict[str, Any]:
+        if self.coupon is not None:
+            return {"rule": self.label, "detail": self.detail or "coupon issued", "points": "0"}
+        detail = f"{self.detail}; budget reached" if self.budget_reached else self.detail
+        return {"rule": self.label, "detail": detail if self.points else "budget reached", "points": str(self.points)}
+
+
+def offer_uses_claim(
+    *, locked: LockedAccount, purchase: Purchase, uses: list[OfferUse], channel: str
+) -> list[OfferTaken]:
+    """Take what ``uses`` ask from their offers for ``purchase``, within each offer's total limits,
+    and record one ``OfferRedemption`` per offer that gave something (issuing the coupons). The
+    caller holds the member's account lock (``locked``) and checked the per-member limits under
+    it. Offer rows are locked in primary-key order; what the limits leave is given (a points
+    budget may give part of the bonus). Writes nothing when ``uses`` is empty."""
+    if not uses:
+        return []
+    assert locked.held  # noqa: S101 - the type says it; a released lock raises LockReleased here
+    by_pk = {use.offer.pk: use for use in uses}
+    rows = (
+        Offer.objects.select_for_update()
+        .filter(pk__in=by_pk, status=OfferStatus.ACTIVE)
+        .order_by("pk")
+        .values_list("pk", "redemptions_count", "max_redemptions", "points_issued", "points_budget")
+    )
+    taken: dict[int, OfferTaken] = {}
+    for pk, count, max_count, issued, budget in rows:
+        use = by_pk[pk]
+        if max_count is not None and count >= max_count:
+            continue
+        points, short = use.points, False
+        if budget is not None and use.coupon is None:
+            left = max(budget - issued, 0)
+            points, short = min(use.points, left), use.points > left
+            if points <= 0:
+                taken[pk] = OfferTaken(offer=use.offer, points=0, detail=use.detail, budget_reached=True)
+                continue
+        taken[pk] = OfferTaken(offer=use.offer, points=points, detail=use.detail, budget_reached=short)
+    given = [t for t in taken.values() if t.points or by_pk[t.offer.pk].coupon is not None]
+    if not given:
+        return [taken[use.offer.pk] for use in uses if use.offer.pk in taken]
+    Offer.objects.filter(pk__in=[t.offer.pk for t in given]).update(
+        redemptions_count=F("redemptions_count") + 1,
+        points_issued=F("points_issued")
+        + Case(*(When(pk=t.offer.pk, then=Value(t.points)) for t in given), default=Value(0)),
+    )
+    member = locked.member
+    now = clock.now()
+    for t in given:
+        grant = by_pk[t.offer.pk].coupon
+        if grant is not None:
+            t.coupon = coupon_issue(
+                program=locked.program,
+                source=CouponSource.OFFER,
+                member=member,
+                offer=Offer(pk=t.offer.pk),
+                valid_days=grant.valid_days,
+            )
+    redemptions = OfferRedemption.objects.bulk_create(
+        [
+            OfferRedemption(
+                offer_id=t.offer.pk,
+                member=member,
+                purchase=purchase,
+                coupon=t.coupon,
+                points=t.points,
+                channel=channel[:20],
+                created_at=now,
+            )
+            for t in given
+        ]
+    )
+    for t, redemption in zip(given, redemptions, strict=True):
+        t.redemption = redemption
+    return [taken[use.offer.pk] for use in uses if use.offer.pk in taken]
