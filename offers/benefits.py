@@ -22,6 +22,11 @@ from loyalty.ledger.policy import round_points
 from offers.conditions import ZERO, PurchaseContext, PurchaseLine
 
 
+def plain(value: Decimal) -> str:
+    """A number as people write it: 2 not 2.00, 1.5 not 1.5000, 10 not 1E+1."""
+    return format(value.normalize(), "f")
+
+
 @dataclass(frozen=True, slots=True)
 class BenefitSpec:
     """The benefit fields of an offer (the model or its frozen configuration)."""
@@ -144,10 +149,10 @@ class BonusMultiplier(BenefitStrategy):
         points = round_points(spend * earn_rate * (spec.multiplier - 1), rounding)
         if points <= 0:
             return None
-        return PointsGrant(points, f"{spend}{spec.scope_words()} × {earn_rate} × ({spec.multiplier} − 1)")
+        return PointsGrant(points, f"{spend}{spec.scope_words()} × {plain(earn_rate)} × ({plain(spec.multiplier)} − 1)")
 
     def describe(self, spec: BenefitSpec) -> str:
-        return f"{spec.multiplier.normalize() if spec.multiplier else '?'}× points{spec.scope_words()}"
+        return f"{plain(spec.multiplier) if spec.multiplier else '?'}× points{spec.scope_words()}"
 
     def errors(self, spec: BenefitSpec) -> dict[str, list[str]]:
         if spec.multiplier is None or spec.multiplier <= 1:
@@ -185,7 +190,7 @@ class PercentCoupon(_Coupon):
     required = ("value",)
 
     def describe(self, spec: BenefitSpec) -> str:
-        return f"a coupon for {spec.value.normalize() if spec.value else '?'}% off"
+        return f"a coupon for {plain(spec.value) if spec.value else '?'}% off"
 
     def errors(self, spec: BenefitSpec) -> dict[str, list[str]]:
         if spec.value is None or not 0 < spec.value <= 100:
