@@ -14,9 +14,9 @@ from loyalty.core import clock
 from loyalty.ledger.models import Entry, Program
 from loyalty.partners.models import OutboxEvent
 from members.models import Member
-from offers.models import BenefitKind, ConditionKind, Coupon, Offer, OfferRedemption, OfferStatus
+from offers.models import BenefitKind, ConditionKind, Coupon, OfferRedemption, OfferStatus
 from offers.services.offers import offer_activate, offer_pause
-from tests.api.conftest import api, enrolled, key_client, other_api  # noqa: F401 - fixtures
+from tests.api.conftest import key_client
 from tests.offers.conftest import offer_make
 
 pytestmark = pytest.mark.django_db
@@ -26,6 +26,23 @@ NOW = dt.datetime(2030, 1, 10, 12, tzinfo=dt.UTC)
 @pytest.fixture(autouse=True)
 def _now():
     clock.set_now(NOW)
+
+
+@pytest.fixture
+def api(db):
+    return key_client("Acme")
+
+
+@pytest.fixture
+def other_api(db):
+    return key_client("Rival")
+
+
+@pytest.fixture
+def enrolled(api):
+    response = api.post("/api/v1/members/", {"email": "ann@example.com", "first_name": "Ann"}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()["member_number"]
 
 
 def basket(member_number, external_id="till-1", dairy="20.00", drinks="30.00"):
