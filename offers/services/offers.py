@@ -26,7 +26,7 @@ from django.db.models import Case, F, Value, When
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict
-from loyalty.core.services import audit_record, model_values
+from loyalty.core.services import audit_record, model_delete_audited, model_values
 from offers.matching import OfferUse
 from offers.models import (
     CouponSource,
@@ -288,3 +288,9 @@ def offer_uses_claim(
     for t, redemption in zip(given, redemptions, strict=True):
         t.redemption = redemption
     return [taken[use.offer.pk] for use in uses if use.offer.pk in taken]
+
+
+def offer_delete(*, offer: Offer, actor: Actor, reason: str = "") -> None:
+    """Delete an offer nobody used (an offer with redemptions or coupons is protected: end it
+    instead), audited as ``offer.deleted``."""
+    model_delete_audited(instance=offer, actor=actor, fields=AUDITED, action="offer", reason=reason)

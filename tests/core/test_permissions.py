@@ -58,6 +58,13 @@ MATRIX: dict[str, dict[str, str]] = {
     "segments.SegmentMembership": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "segments.ScoreRun": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "segments.MemberScore": {"Marketing": READ, "Support": READ, "Analyst": READ},
+    "offers.Offer": {
+        "Marketing": f"{DESIGN} publish_offers pause_offers resume_offers end_offers",
+        "Support": READ,
+        "Analyst": READ,
+    },
+    "offers.OfferRedemption": {"Marketing": READ, "Support": READ, "Analyst": READ},
+    "offers.OfferActivation": {"Marketing": READ, "Support": READ, "Analyst": READ},
 }
 STAFF_ROLES = [*ROLES, "no role"]
 
