@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Count, Q, Sum
 from django.utils.html import format_html, format_html_join
 
 from loyalty.core.admin import DeleteEachAdminMixin, ReadOnlyAdminMixin
 from loyalty.core.errors import ApplicationError
 from offers.benefits import BenefitSpec, benefit_describe, benefit_errors
 from offers.conditions import PURCHASE_CHANNELS, WEEKDAYS, ConditionSpec, condition_describe, condition_errors
-from offers.models import Offer, OfferActivation, OfferRedemption
+from offers.models import Offer, OfferActivation, OfferRedemption, RedemptionState
 from offers.selectors.audience import offer_audience
 from offers.services import offers as services
 
@@ -108,15 +109,15 @@ class OfferAdmin(DeleteEachAdminMixin, admin.ModelAdmin):
         "benefit_text",
         "valid_from",
         "valid_until",
-        "redemptions_count",
-        "points_issued",
+        "redemptions",
+        "points_given",
         "budget_left",
     )
     list_filter = ("program", "status", "benefit_kind", "condition_kind", "requires_activation")
     search_fields = ("name",)
     autocomplete_fields = ()
     filter_horizontal = ("segments_include", "segments_exclude", "tiers", "partners", "scope_partners")
-    readonly_fields = ("status", "redemptions_count", "points_issued", "budget_left", "audience_preview")
+    readonly_fields = ("status", "redemptions", "points_given", "budget_left", "audience_preview")
     actions = ("publish_offers", "pause_offers", "resume_offers", "end_offers")
     fieldsets = (
         (None, {"fields": ("program", "name", "description", "image", "priority", "status")}),
@@ -167,8 +168,26 @@ class OfferAdmin(DeleteEachAdminMixin, admin.ModelAdmin):
             },
         ),
         ("Limits", {"fields": ("max_redemptions", "max_per_member", "points_budget")}),
-        ("Figures", {"fields": ("redemptions_count", "points_issued", "budget_left", "audience_preview")}),
+        ("Figures", {"fields": ("redemptions", "points_given", "budget_left", "audience_preview")}),
     )
+
+    def get_queryset(self, request):
+        """Figures from the redemptions (offers without a total limit keep no counters)."""
+        done = Q(redemptions__status=RedemptionState.COMPLETED)
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("program")
+            .annotate(used=Count("redemptions", filter=done), given=Sum("redemptions__points", filter=done))
+        )
+
+    @admin.display(description="Redemptions", ordering="used")
+    def redemptions(self, obj: Offer) -> int:
+        return obj.used
+
+    @admin.display(description="Points issued", ordering="given")
+    def points_given(self, obj: Offer) -> int:
+        return obj.given or 0
 
     @admin.display(description="Condition")
     def condition_text(self, obj: Offer) -> str:

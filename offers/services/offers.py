@@ -11,6 +11,11 @@ Limits (``max_redemptions``, ``max_per_member``, ``points_budget``) are exact un
   The check constraints ``offer_redemptions_within_limit`` and ``offer_points_within_budget`` are
   the database's last word.
 
+The counters (``redemptions_count``, ``points_issued``) are kept only while an offer has a total
+limit: an offer without one is used by purchases that do not wait for each other (its row is only
+share-locked), and its figures are its redemptions. A staff save that gives an offer its first
+total limit counts its redemptions into the counters, after the purchases using it committed.
+
 A points budget that cannot give all the bonus a purchase would earn gives what is left, and the
 explanation line says "budget reached"; once nothing is left the offer gives nothing (and is
 ``exhausted`` for eligibility).
@@ -21,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db import connection, transaction
+from django.db.models import Case, Count, F, Sum, Value, When
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict
@@ -34,6 +39,7 @@ from offers.models import (
     OfferActivation,
     OfferRedemption,
     OfferStatus,
+    RedemptionState,
 )
 from offers.selectors.eligibility import OfferConfig, member_facts, offer_eligibility, offers_active
 from offers.services.coupons import coupon_issue
@@ -91,13 +97,20 @@ def offer_save(*, offer: Offer, actor: Actor, reason: str = "") -> Offer:
         else:
             stored = Offer.objects.select_for_update().get(pk=offer.pk)
             before = model_values(stored, AUDITED)
-            offer.save(
-                update_fields=[
-                    f.name
-                    for f in Offer._meta.concrete_fields
-                    if not f.primary_key and f.name not in COUNTERS and f.name != "created_at"
-                ]
-            )
+            fields = [
+                f.name
+                for f in Offer._meta.concrete_fields
+                if not f.primary_key and f.name not in COUNTERS and f.name != "created_at"
+            ]
+            if not _limited(stored) and _limited(offer):
+                # counters are kept only while an offer has a total limit: count what it gave so
+                # far (purchases using it hold a share lock that this row lock waited for)
+                used = OfferRedemption.objects.filter(offer_id=offer.pk, status=RedemptionState.COMPLETED).aggregate(
+                    n=Count("id"), points=Sum("points")
+                )
+                offer.redemptions_count, offer.points_issued = used["n"], used["points"] or 0
+                fields += list(COUNTERS)
+            offer.save(update_fields=fields)
         after = model_values(offer, AUDITED)
         if before is not None:
             changed = [name for name in AUDITED if before[name] != after[name]]
@@ -111,6 +124,10 @@ def offer_save(*, offer: Offer, actor: Actor, reason: str = "") -> Offer:
             after=after,
         )
     return offer
+
+
+def _limited(offer: Offer) -> bool:
+    return offer.max_redemptions is not None or offer.points_budget is not None
 
 
 # status changes staff may make: (from, to) -> the audit verb
@@ -226,21 +243,37 @@ def offer_uses_claim(
     """Take what ``uses`` ask from their offers for ``purchase``, within each offer's total limits,
     and record one ``OfferRedemption`` per offer that gave something (issuing the coupons). The
     caller holds the member's account lock (``locked``) and checked the per-member limits under
-    it. Offer rows are locked in primary-key order; what the limits leave is given (a points
-    budget may give part of the bonus). Writes nothing when ``uses`` is empty."""
+    it. What the limits leave is given (a points budget may give part of the bonus). Writes
+    nothing when ``uses`` is empty.
+
+    Offers with a total limit (``OfferConfig.limited``) are locked FOR UPDATE in primary-key order
+    and their counters moved by one UPDATE: purchases using one take turns on its row. Offers
+    without one keep no counters (their figures are their redemptions): their rows are only
+    share-locked (``_unlimited_still``), which purchases do not wait for, so a popular offer
+    without limits costs no waiting."""
     if not uses:
         return []
     assert locked.held  # noqa: S101 - the type says it; a released lock raises LockReleased here
     by_pk = {use.offer.pk: use for use in uses}
+    taken: dict[int, OfferTaken] = {}
+    unlimited = [pk for pk, use in by_pk.items() if not use.offer.limited]
+    for pk in _unlimited_still(unlimited):
+        use = by_pk[pk]
+        taken[pk] = OfferTaken(offer=use.offer, points=use.points, detail=use.detail)
+    limited = [pk for pk, use in by_pk.items() if use.offer.limited]
     rows = (
         Offer.objects.select_for_update()
-        .filter(pk__in=by_pk, status=OfferStatus.ACTIVE)
+        .filter(pk__in=limited, status=OfferStatus.ACTIVE)
         .order_by("pk")
         .values_list("pk", "redemptions_count", "max_redemptions", "points_issued", "points_budget")
+        if limited
+        else ()
     )
-    taken: dict[int, OfferTaken] = {}
+    counted = []
     for pk, count, max_count, issued, budget in rows:
         use = by_pk[pk]
+        if max_count is None and budget is None:
+            continue  # its limits were just removed: taken again by the next purchase, uncounted
         if max_count is not None and count >= max_count:
             continue
         points, short = use.points, False
@@ -251,14 +284,47 @@ def offer_uses_claim(
                 taken[pk] = OfferTaken(offer=use.offer, points=0, detail=use.detail, budget_reached=True)
                 continue
         taken[pk] = OfferTaken(offer=use.offer, points=points, detail=use.detail, budget_reached=short)
+        counted.append(taken[pk])
+    if counted:
+        Offer.objects.filter(pk__in=[t.offer.pk for t in counted]).update(
+            redemptions_count=F("redemptions_count") + 1,
+            points_issued=F("points_issued")
+            + Case(*(When(pk=t.offer.pk, then=Value(t.points)) for t in counted), default=Value(0)),
+        )
     given = [t for t in taken.values() if t.points or by_pk[t.offer.pk].coupon is not None]
-    if not given:
-        return [taken[use.offer.pk] for use in uses if use.offer.pk in taken]
-    Offer.objects.filter(pk__in=[t.offer.pk for t in given]).update(
-        redemptions_count=F("redemptions_count") + 1,
-        points_issued=F("points_issued")
-        + Case(*(When(pk=t.offer.pk, then=Value(t.points)) for t in given), default=Value(0)),
-    )
+    if given:
+        _redemptions_record(locked=locked, purchase=purchase, given=given, by_pk=by_pk, channel=channel)
+    return [taken[use.offer.pk] for use in uses if use.offer.pk in taken]
+
+
+def _unlimited_still(pks: list[int]) -> list[int]:
+    """Of offers the purchase saw without total limits, those still active and without them,
+    share-locked (FOR KEY SHARE, primary-key order) until the purchase commits: purchases do not
+    wait for each other, while a staff save (``offer_save`` locks the row FOR UPDATE) waits for
+    them, so the counters it recounts when it sets a limit miss no redemption. An offer given a
+    limit meanwhile gives this purchase nothing (the next purchase counts it). On other
+    databases (SQLite writes one transaction at a time) a plain read."""
+    if not pks:
+        return []
+    if connection.vendor != "postgresql":
+        return list(
+            Offer.objects.filter(
+                pk__in=pks, status=OfferStatus.ACTIVE, max_redemptions__isnull=True, points_budget__isnull=True
+            ).values_list("pk", flat=True)
+        )
+    table = connection.ops.quote_name(Offer._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE id = ANY(%s) AND status = %s"  # noqa: S608 - names from the model
+            " AND max_redemptions IS NULL AND points_budget IS NULL ORDER BY id FOR KEY SHARE",
+            [pks, OfferStatus.ACTIVE.value],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _redemptions_record(
+    *, locked: LockedAccount, purchase: Purchase, given: list[OfferTaken], by_pk: dict[int, OfferUse], channel: str
+) -> None:
     member = locked.member
     now = clock.now()
     for t in given:
@@ -287,7 +353,6 @@ def offer_uses_claim(
     )
     for t, redemption in zip(given, redemptions, strict=True):
         t.redemption = redemption
-    return [taken[use.offer.pk] for use in uses if use.offer.pk in taken]
 
 
 def offer_delete(*, offer: Offer, actor: Actor, reason: str = "") -> None:

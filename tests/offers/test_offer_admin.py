@@ -12,7 +12,7 @@ from django.urls import reverse
 from loyalty.activity.services import enrollment_record
 from loyalty.core.models import AuditEvent
 from members.models import EnrollmentSource
-from offers.models import Offer, OfferStatus
+from offers.models import Offer, OfferRedemption, OfferStatus
 from segments.models import Segment, SegmentMembership
 from tests.factories import UserFactory
 from tests.offers.conftest import offer_make
@@ -128,11 +128,16 @@ def test_change_page_previews_who_is_eligible_with_a_sample_and_shows_figures(cl
     for m in members[:2]:
         SegmentMembership.objects.create(segment=vip, member=m, entered_at=program.created_at)
     offer = offer_make(segments_include=[vip], points_budget=1000)
-    Offer.objects.filter(pk=offer.pk).update(points_issued=250, redemptions_count=25)
+    Offer.objects.filter(pk=offer.pk).update(points_issued=250, redemptions_count=2)
+    for m, points in ((members[0], 100), (members[1], 150)):
+        OfferRedemption.objects.create(offer=offer, member=m, points=points, created_at=program.created_at)
     html = client.get(reverse("admin:offers_offer_change", args=[offer.pk])).content.decode()
     assert "2 member(s)" in html
     assert members[0].member_number in html and members[2].member_number not in html
     assert "750 of 1000" in html
+    listing = client.get(reverse("admin:offers_offer_changelist"))
+    row = listing.context["cl"].result_list.get(pk=offer.pk)
+    assert (row.used, row.given) == (2, 250)
 
 
 def test_staff_change_form_does_not_overwrite_the_counters(client, marketing, program):

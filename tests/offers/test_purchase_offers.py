@@ -15,7 +15,7 @@ from loyalty.ledger.models import Entry, Program
 from loyalty.partners.models import OutboxEvent
 from members.models import Member
 from offers.models import BenefitKind, ConditionKind, Coupon, OfferRedemption, OfferStatus
-from offers.services.offers import offer_activate, offer_pause
+from offers.services.offers import offer_activate, offer_pause, offer_save
 from tests.api.conftest import key_client
 from tests.offers.conftest import offer_make
 
@@ -102,8 +102,8 @@ def test_points_earned_event_lists_the_offers_and_their_points(api, enrolled):
     assert event.payload["offers"] == [{"offer_id": offer.pk, "points": 20}]
 
 
-def test_each_use_is_an_offer_redemption_and_counts_on_the_offer(api, enrolled):
-    offer = dairy_double()
+def test_each_use_is_an_offer_redemption_and_counts_on_an_offer_with_a_limit(api, enrolled):
+    offer = dairy_double(points_budget=1000)
     buy(api, enrolled, "till-1")
     buy(api, enrolled, "till-2")
     offer.refresh_from_db()
@@ -111,6 +111,21 @@ def test_each_use_is_an_offer_redemption_and_counts_on_the_offer(api, enrolled):
     rows = OfferRedemption.objects.filter(offer=offer)
     assert sorted(r.points for r in rows) == [20, 20]
     assert {r.purchase.external_id for r in rows} == {"till-1", "till-2"}
+
+
+def test_an_offer_without_limits_keeps_no_counters_until_staff_give_it_one(api, enrolled):
+    offer = dairy_double()
+    buy(api, enrolled, "till-1")
+    buy(api, enrolled, "till-2")
+    offer.refresh_from_db()
+    assert (offer.redemptions_count, offer.points_issued) == (0, 0)
+    assert OfferRedemption.objects.filter(offer=offer).count() == 2
+    offer.points_budget = 50
+    offer_save(offer=offer, actor="staff")
+    offer.refresh_from_db()
+    assert (offer.redemptions_count, offer.points_issued) == (2, 40)
+    third = buy(api, enrolled, "till-3")
+    assert third["points_earned"] == 50 + 10  # what the budget leaves
 
 
 def test_purchase_without_the_scoped_category_gets_no_offer_line(api, enrolled):

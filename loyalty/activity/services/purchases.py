@@ -366,6 +366,7 @@ def purchase_record(
                 code="points_cap_exceeded",
                 extra={"points": result.points, "max_points_per_transaction": cap},
             )
+        partner_member_link(partner=partner, member=member)  # before the offers: their row locks are held shortest
         taken = _offers_take(
             locked=locked,
             purchase=purchase,
@@ -420,7 +421,6 @@ def purchase_record(
                     "offers": [{"offer_id": t.offer.pk, "points": t.points} for t in taken if t.points],
                 },
             )
-        partner_member_link(partner=partner, member=member)
     return outcome
 
 
