@@ -79,12 +79,15 @@ def _offers(partner) -> None:
 
 
 def _offers_live(live: bool) -> None:
-    """Resume or pause every offer (a configuration change: the cache reloads)."""
+    """Resume or pause every offer (a configuration change: the cache reloads), once requests
+    still running from the previous run have finished."""
     from django.db import connection
 
     from offers.models import Offer, OfferStatus
 
-    Offer.objects.update(status=OfferStatus.ACTIVE if live else OfferStatus.PAUSED)
+    time.sleep(2)
+    for pk in Offer.objects.order_by("pk").values_list("pk", flat=True):
+        Offer.objects.filter(pk=pk).update(status=OfferStatus.ACTIVE if live else OfferStatus.PAUSED)
     connection.close()
 
 

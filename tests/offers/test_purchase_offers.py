@@ -260,3 +260,15 @@ def test_warm_purchase_with_50_live_offers_costs_a_few_statements_more(api, enro
     with django_assert_max_num_queries(WARM_PURCHASE_BUDGET - 2 + extra):
         body = buy(api, enrolled, "till-3")
     assert body["points_earned"] == 50 + 20 + 5
+
+
+def test_channel_offer_applies_to_purchases_sent_with_that_channel(api, enrolled):
+    offer_make(
+        name="Online bonus", condition_kind=ConditionKind.CHANNEL, condition_channels=["online"], benefit_points=15
+    )
+    assert buy(api, enrolled, "in-store")["points_earned"] == 50  # channel defaults to store
+    body = {**basket(enrolled, "web-1"), "channel": "online"}
+    response = api.post("/api/v1/purchases/", body, format="json")
+    assert response.status_code == 201 and response.json()["points_earned"] == 65
+    bad = api.post("/api/v1/purchases/", {**basket(enrolled, "web-2"), "channel": "fax"}, format="json")
+    assert bad.status_code in (400, 422) and bad["Content-Type"].startswith("application/problem+json")
