@@ -249,77 +249,126 @@ def offer_uses_claim(
     Offers with a total limit (``OfferConfig.limited``) are locked FOR UPDATE in primary-key order
     and their counters moved by one UPDATE: purchases using one take turns on its row. Offers
     without one keep no counters (their figures are their redemptions): their rows are only
-    share-locked (``_unlimited_still``), which purchases do not wait for, so a popular offer
+    share-locked (``CLAIM_SQL``), which purchases do not wait for, so a popular offer
     without limits costs no waiting."""
     if not uses:
         return []
     assert locked.held  # noqa: S101 - the type says it; a released lock raises LockReleased here
     by_pk = {use.offer.pk: use for use in uses}
+    unlimited = sorted(pk for pk, use in by_pk.items() if not use.offer.limited)
+    limited = sorted(pk for pk, use in by_pk.items() if use.offer.limited)
+    claim = _claim_postgresql if connection.vendor == "postgresql" else _claim_orm
+    still, granted = claim(unlimited=unlimited, limited=[by_pk[pk] for pk in limited])
     taken: dict[int, OfferTaken] = {}
-    unlimited = [pk for pk, use in by_pk.items() if not use.offer.limited]
-    for pk in _unlimited_still(unlimited):
+    for pk in still:
         use = by_pk[pk]
         taken[pk] = OfferTaken(offer=use.offer, points=use.points, detail=use.detail)
-    limited = [pk for pk, use in by_pk.items() if use.offer.limited]
-    rows = (
-        Offer.objects.select_for_update()
-        .filter(pk__in=limited, status=OfferStatus.ACTIVE)
-        .order_by("pk")
-        .values_list("pk", "redemptions_count", "max_redemptions", "points_issued", "points_budget")
-        if limited
-        else ()
-    )
-    counted = []
-    for pk, count, max_count, issued, budget in rows:
+    for pk, points in granted.items():
         use = by_pk[pk]
-        if max_count is None and budget is None:
-            continue  # its limits were just removed: taken again by the next purchase, uncounted
-        if max_count is not None and count >= max_count:
-            continue
-        points, short = use.points, False
-        if budget is not None and use.coupon is None:
-            left = max(budget - issued, 0)
-            points, short = min(use.points, left), use.points > left
-            if points <= 0:
-                taken[pk] = OfferTaken(offer=use.offer, points=0, detail=use.detail, budget_reached=True)
-                continue
+        short = use.coupon is None and points < use.points
         taken[pk] = OfferTaken(offer=use.offer, points=points, detail=use.detail, budget_reached=short)
-        counted.append(taken[pk])
-    if counted:
-        Offer.objects.filter(pk__in=[t.offer.pk for t in counted]).update(
-            redemptions_count=F("redemptions_count") + 1,
-            points_issued=F("points_issued")
-            + Case(*(When(pk=t.offer.pk, then=Value(t.points)) for t in counted), default=Value(0)),
-        )
     given = [t for t in taken.values() if t.points or by_pk[t.offer.pk].coupon is not None]
     if given:
         _redemptions_record(locked=locked, purchase=purchase, given=given, by_pk=by_pk, channel=channel)
     return [taken[use.offer.pk] for use in uses if use.offer.pk in taken]
 
 
-def _unlimited_still(pks: list[int]) -> list[int]:
-    """Of offers the purchase saw without total limits, those still active and without them,
-    share-locked (FOR KEY SHARE, primary-key order) until the purchase commits: purchases do not
-    wait for each other, while a staff save (``offer_save`` locks the row FOR UPDATE) waits for
-    them, so the counters it recounts when it sets a limit miss no redemption. An offer given a
-    limit meanwhile gives this purchase nothing (the next purchase counts it). On other
-    databases (SQLite writes one transaction at a time) a plain read."""
-    if not pks:
-        return []
-    if connection.vendor != "postgresql":
-        return list(
-            Offer.objects.filter(
-                pk__in=pks, status=OfferStatus.ACTIVE, max_redemptions__isnull=True, points_budget__isnull=True
-            ).values_list("pk", flat=True)
+def _grant(use: OfferUse, count: int, max_count: int | None, issued: int, budget: int | None) -> int | None:
+    """What an offer with a total limit gives ``use`` from its locked counters (None: nothing left)."""
+    if max_count is not None and count >= max_count:
+        return None
+    if budget is None or use.coupon is not None:
+        return use.points
+    return min(use.points, max(budget - issued, 0))
+
+
+def _claim_orm(*, unlimited: list[int], limited: list[OfferUse]) -> tuple[list[int], dict[int, int]]:
+    """``_claim_postgresql`` through the ORM (SQLite writes one transaction at a time: the rows
+    need no share lock there)."""
+    still = list(
+        Offer.objects.filter(
+            pk__in=unlimited, status=OfferStatus.ACTIVE, max_redemptions__isnull=True, points_budget__isnull=True
+        ).values_list("pk", flat=True)
+    )
+    granted: dict[int, int] = {}
+    if not limited:
+        return still, granted
+    by_pk = {use.offer.pk: use for use in limited}
+    rows = (
+        Offer.objects.select_for_update()
+        .filter(pk__in=by_pk, status=OfferStatus.ACTIVE)
+        .order_by("pk")
+        .values_list("pk", "redemptions_count", "max_redemptions", "points_issued", "points_budget")
+    )
+    for pk, count, max_count, issued, budget in rows:
+        if max_count is None and budget is None:
+            continue  # its limits were just removed: the next purchase takes it, uncounted
+        points = _grant(by_pk[pk], count, max_count, issued, budget)
+        if points is not None:
+            granted[pk] = points
+    counted = {pk: points for pk, points in granted.items() if points or by_pk[pk].coupon is not None}
+    if counted:
+        Offer.objects.filter(pk__in=counted).update(
+            redemptions_count=F("redemptions_count") + 1,
+            points_issued=F("points_issued")
+            + Case(*(When(pk=pk, then=Value(points)) for pk, points in counted.items()), default=Value(0)),
         )
-    table = connection.ops.quote_name(Offer._meta.db_table)
+    return still, granted
+
+
+# One statement: the offers without a total limit that still have none, share-locked (FOR KEY SHARE:
+# purchases do not wait for each other; a staff save, which locks the row FOR UPDATE, waits for them,
+# so the counters it recounts when it sets a first limit miss no redemption); the offers with one
+# locked FOR UPDATE in primary-key order, what their counters leave worked out from the locked
+# (newest) row, and their counters moved by the UPDATE of the same statement.
+CLAIM_SQL = """
+WITH still AS (
+    SELECT id FROM {table}
+    WHERE id = ANY(%(unlimited)s) AND status = %(active)s AND max_redemptions IS NULL AND points_budget IS NULL
+    ORDER BY id FOR KEY SHARE
+), cur AS (
+    SELECT id, redemptions_count, max_redemptions, points_issued, points_budget FROM {table}
+    WHERE id = ANY(%(limited)s) AND status = %(active)s
+    ORDER BY id FOR UPDATE
+), wanted AS (
+    SELECT * FROM unnest(%(limited)s::bigint[], %(points)s::bigint[], %(coupon)s::boolean[]) AS w (id, points, coupon)
+), granted AS (
+    SELECT cur.id, wanted.coupon,
+        CASE WHEN cur.points_budget IS NULL OR wanted.coupon THEN wanted.points
+             ELSE LEAST(wanted.points, GREATEST(cur.points_budget - cur.points_issued, 0)) END AS points
+    FROM cur JOIN wanted USING (id)
+    WHERE (cur.max_redemptions IS NOT NULL OR cur.points_budget IS NOT NULL)
+      AND (cur.max_redemptions IS NULL OR cur.redemptions_count < cur.max_redemptions)
+), counted AS (
+    UPDATE {table} AS o
+    SET redemptions_count = o.redemptions_count + 1, points_issued = o.points_issued + granted.points
+    FROM granted WHERE o.id = granted.id AND (granted.points > 0 OR granted.coupon)
+    RETURNING o.id
+)
+SELECT 'still', id, 0 FROM still
+UNION ALL SELECT 'granted', id, points FROM granted
+UNION ALL SELECT 'counted', id, 0 FROM counted
+"""
+
+
+def _claim_postgresql(*, unlimited: list[int], limited: list[OfferUse]) -> tuple[list[int], dict[int, int]]:
+    """Of the offers a purchase meets: those without a total limit it may still take whole, and
+    what those with one give it (``CLAIM_SQL``, one statement)."""
+    sql = CLAIM_SQL.format(table=connection.ops.quote_name(Offer._meta.db_table))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id FROM {table} WHERE id = ANY(%s) AND status = %s"  # noqa: S608 - names from the model
-            " AND max_redemptions IS NULL AND points_budget IS NULL ORDER BY id FOR KEY SHARE",
-            [pks, OfferStatus.ACTIVE.value],
+            sql,
+            {
+                "unlimited": unlimited,
+                "limited": [use.offer.pk for use in limited],
+                "points": [use.points for use in limited],
+                "coupon": [use.coupon is not None for use in limited],
+                "active": OfferStatus.ACTIVE.value,
+            },
         )
-        return [row[0] for row in cursor.fetchall()]
+        rows = cursor.fetchall()
+    still = [pk for kind, pk, _points in rows if kind == "still"]
+    return still, {pk: points for kind, pk, points in rows if kind == "granted"}
 
 
 def _redemptions_record(
