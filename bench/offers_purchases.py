@@ -10,6 +10,10 @@ of the machine falls on both; the figures are the medians. Prints both throughpu
 (target >= 0.8).
 
     .venv/bin/python bench/offers_purchases.py [--seconds 10 --rounds 3 --clients 8 --workers 4 --threads 4]
+
+``--in-process N``: instead, N purchases per round through Django's test client in one process (no
+server, no concurrency: as bench/purchase_cost.py), with and without the offers, printing time,
+Python CPU and statements per purchase: a steadier figure on a shared machine.
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--in-process", type=int, default=0, help="N purchases per round in one process instead")
     parser.add_argument(
         "--no-budget", action="store_true", help="the food offer without its points budget (no offer row to wait for)"
     )
@@ -130,6 +135,9 @@ def main() -> None:
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
     _offers_live(False)
+    if args.in_process:
+        _in_process(args, [m.member_number for m in members], key)
+        return
 
     redis_url = args.redis_url
     redis.Redis.from_url(redis_url).flushdb()
@@ -195,6 +203,69 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             gunicorn.kill()
         redis.Redis.from_url(redis_url).flushdb()
+
+
+def _in_process(args: argparse.Namespace, members: list[str], key: str) -> None:
+    import datetime as dt
+    import json
+
+    from django.db import connection
+    from django.test.utils import setup_test_environment
+    from rest_framework.test import APIClient
+
+    setup_test_environment()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    occurred_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    counter = [0]
+
+    def post() -> None:
+        counter[0] += 1
+        body = {
+            "member_number": members[counter[0] % len(members)],
+            "external_id": f"cost-{counter[0]}",
+            "occurred_at": occurred_at,
+            "total": "42.50",
+            "store": "S1",
+            "lines": [
+                {"sku": "A1", "category": "food", "quantity": "2", "amount": "30.00"},
+                {"sku": "B2", "category": "drinks", "quantity": "1", "amount": "12.50"},
+            ],
+        }
+        response = client.post("/api/v1/purchases/", json.dumps(body), content_type="application/json")
+        if response.status_code != 201:
+            raise SystemExit(f"purchase: {response.status_code} {response.content[:300]!r}")
+
+    figures: dict[str, list[tuple[float, float]]] = {"without offers": [], "50 live offers": []}
+    statements: dict[str, int] = {}
+    for _ in range(args.rounds):
+        for name, live in (("without offers", False), ("50 live offers", True)):
+            _offers_live(live)
+            for _ in range(len(members)):  # warm: configuration cached, every member seen
+                post()
+            seen: list[str] = []
+            with connection.execute_wrapper(lambda execute, sql, *rest: seen.append(sql) or execute(sql, *rest)):
+                post()
+            statements[name] = len(seen)
+            cpu, wall = time.process_time(), time.perf_counter()
+            for _ in range(args.in_process):
+                post()
+            figures[name].append(
+                ((time.perf_counter() - wall) / args.in_process, (time.process_time() - cpu) / args.in_process)
+            )
+    print(
+        f"{args.in_process} purchases x {args.rounds} alternating rounds through the test client, PostgreSQL, one process"
+    )
+    for name, rounds in figures.items():
+        print(
+            f"  {name:<16} {statistics.median(w for w, _ in rounds) * 1000:6.2f} ms per purchase,"
+            f" Python CPU {statistics.median(c for _, c in rounds) * 1000:5.2f} ms, {statements[name]} statements"
+        )
+    ratios = [b[0] / w[0] for b, w in zip(figures["without offers"], figures["50 live offers"], strict=True)]
+    print(
+        f"  with/without throughput (time per purchase) {statistics.median(ratios):.2f} (target >= 0.8); rounds: "
+        + ", ".join(f"{r:.2f}" for r in ratios)
+    )
 
 
 def _report(args: argparse.Namespace, runs: dict[str, list[dict]]) -> None:

@@ -37,11 +37,13 @@ def purchase_offers_live(*, program: Program, now: dt.datetime | None = None) ->
 
 
 def buyer_facts(*, member: Member, program: Program, purchase: Purchase, uses: list[OfferUse]) -> BuyerFacts:
-    """What the conditions of ``uses`` read about the member: their birth month, and, when a
+    """What the conditions of ``uses`` read about the member: their birth month (when a birthday
+    condition asks: the locked member row leaves it unread), and, when a
     condition looks at purchase history, their other purchases in the program (one statement: as
     far back as the longest purchase-count window, at most as many as the largest count needs;
     first-purchase offers ask whether any exists)."""
-    birth_month = member.birth_date.month if member.birth_date else None
+    birthday = any(u.prepared is not None and u.prepared.condition.kind == "birthday_month" for u in uses)
+    birth_month = member.birth_date.month if birthday and member.birth_date else None  # read only when asked
     history = [u.prepared.condition for u in uses if u.reads_history and u.prepared is not None]
     if not history:
         return BuyerFacts(birth_month=birth_month)

@@ -23,7 +23,7 @@ explanation line says "budget reached"; once nothing is left the offer gives not
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
@@ -223,7 +223,6 @@ class OfferTaken:
     detail: str
     budget_reached: bool = False
     coupon: Coupon | None = None
-    redemption: OfferRedemption | None = field(default=None, repr=False)
 
     @property
     def label(self) -> str:
@@ -374,6 +373,8 @@ def _claim_postgresql(*, unlimited: list[int], limited: list[OfferUse]) -> tuple
 def _redemptions_record(
     *, locked: LockedAccount, purchase: Purchase, given: list[OfferTaken], by_pk: dict[int, OfferUse], channel: str
 ) -> None:
+    """One ``OfferRedemption`` per offer that gave something, in one INSERT (coupon offers issue
+    their coupon first)."""
     member = locked.member
     now = clock.now()
     for t in given:
@@ -386,7 +387,27 @@ def _redemptions_record(
                 offer=Offer(pk=t.offer.pk),
                 valid_days=grant.valid_days,
             )
-    redemptions = OfferRedemption.objects.bulk_create(
+    if connection.vendor == "postgresql":
+        # the ORM's bulk_create compiles a statement per call: a few milliseconds of the purchase's CPU
+        table = connection.ops.quote_name(OfferRedemption._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (offer_id, member_id, purchase_id, coupon_id, points, channel, status,"  # noqa: S608
+                " created_at) SELECT o, %s, %s, c, p, %s, %s, %s FROM unnest(%s::bigint[], %s::bigint[],"
+                " %s::bigint[]) AS r (o, c, p)",
+                [
+                    member.pk,
+                    purchase.pk,
+                    channel[:20],
+                    RedemptionState.COMPLETED.value,
+                    now,
+                    [t.offer.pk for t in given],
+                    [t.coupon.pk if t.coupon is not None else None for t in given],
+                    [t.points for t in given],
+                ],
+            )
+        return
+    OfferRedemption.objects.bulk_create(
         [
             OfferRedemption(
                 offer_id=t.offer.pk,
@@ -400,8 +421,6 @@ def _redemptions_record(
             for t in given
         ]
     )
-    for t, redemption in zip(given, redemptions, strict=True):
-        t.redemption = redemption
 
 
 def offer_delete(*, offer: Offer, actor: Actor, reason: str = "") -> None:

@@ -459,7 +459,12 @@ def _offers_take(
     if not uses:
         return []
     facts = member_facts(
-        member=member, program=program, offers=tuple(u.offer for u in uses), personalization=False, tier=tier
+        member=member,
+        program=program,
+        offers=tuple(u.offer for u in uses),
+        personalization=False,
+        tier=tier,
+        birth_month=False,
     )
     allowed = []
     for use in uses:
