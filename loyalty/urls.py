@@ -6,4 +6,5 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/", include("loyalty.api.urls")),
+    path("m/", include("loyalty.messaging.urls")),
 ]
