@@ -13,6 +13,8 @@ from members import selectors as member_selectors
 
 
 class ContentForm(forms.ModelForm):
+    link_url = forms.URLField(max_length=500, required=False, assume_scheme="https", label="Link URL")
+
     class Meta:
         model = Content
         fields = (

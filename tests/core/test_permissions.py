@@ -58,6 +58,10 @@ MATRIX: dict[str, dict[str, str]] = {
     "segments.SegmentMembership": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "segments.ScoreRun": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "segments.MemberScore": {"Marketing": READ, "Support": READ, "Analyst": READ},
+    "messaging.Content": {"Marketing": DESIGN, "Support": READ, "Analyst": READ},
+    "messaging.MessagingPolicy": {"Marketing": "view add change", "Support": READ, "Analyst": READ},
+    "messaging.ContactPreference": {"Marketing": READ, "Support": "view change", "Analyst": READ},
+    "messaging.Message": {"Marketing": READ, "Support": READ, "Analyst": READ},
 }
 STAFF_ROLES = [*ROLES, "no role"]
 
