@@ -34,7 +34,9 @@ def make_member(*, marketing: tuple[str, ...] = (), **fields):
 
 def set_policy(**fields) -> MessagingPolicy:
     program = ledger_selectors.program_default()
-    policy, _ = MessagingPolicy.objects.update_or_create(program=program, defaults={"updated_at": clock.now(), **fields})
+    policy, _ = MessagingPolicy.objects.update_or_create(
+        program=program, defaults={"updated_at": clock.now(), **fields}
+    )
     return policy
 
 

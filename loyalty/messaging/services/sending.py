@@ -87,7 +87,8 @@ def messages_queue(
 ) -> list[int]:
     """Queue ``content`` for every member on every channel; the send key of each is
     ``<key>:<member id>:<channel>``, so queuing the same ``key`` again adds nothing. After commit
-    the queued messages go to Celery (``dispatch``). Returns the ids of the queued messages.
+    the queued messages go to Celery (``dispatch``). Returns the ids of the messages this call
+    queued (none for keys queued before).
 
     Campaigns call this with ``source="campaign"``, their ``campaign_id`` and the arm's ``variant``."""
     unknown = set(channels) - set(Channel.values)
@@ -114,11 +115,21 @@ def messages_queue(
         for channel in channels
     ]
     with transaction.atomic():
+        existing = _existing_keys([r.send_key for r in rows])
+        rows = [r for r in rows if r.send_key not in existing]
+        # a concurrent caller may insert the same keys meanwhile: the unique key keeps one row each
         Message.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
         ids = _queued_ids([r.send_key for r in rows])
         if dispatch and ids:
             transaction.on_commit(lambda: messages_dispatch(message_ids=ids))
     return ids
+
+
+def _existing_keys(send_keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for keys in _batches(list(send_keys), 5000):
+        found.update(Message.objects.filter(send_key__in=keys).values_list("send_key", flat=True))
+    return found
 
 
 def _queued_ids(send_keys: Sequence[str]) -> list[int]:
