@@ -10,7 +10,7 @@ from django.db import IntegrityError
 from loyalty.core import clock
 from loyalty.core.errors import ValidationFailed
 from loyalty.messaging import services
-from loyalty.messaging.models import Content, Message, MessageStatus, Purpose, Reason
+from loyalty.messaging.models import Message, MessageStatus, Purpose, Reason
 from loyalty.messaging.tasks import messages_send_batch
 from tests.messaging.conftest import make_content, make_member, set_policy
 
@@ -202,9 +202,8 @@ def test_marketing_in_the_inbox_needs_consent_for_all_channels(noon):
 
 
 def test_the_database_refuses_a_service_content_with_a_reward(noon):
-    from offers.models import Reward, RewardKind
-
     from loyalty.ledger import selectors as ledger_selectors
+    from offers.models import Reward, RewardKind
 
     reward = Reward.objects.create(
         program=ledger_selectors.program_default(),

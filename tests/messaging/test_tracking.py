@@ -45,6 +45,7 @@ def test_open_pixel_counts_opens_and_answers_a_gif(noon):
     assert url in mail.outbox[0].alternatives[0][0]
 
     first, second = Client().get(url), Client().get(url)
+    assert second.status_code == 200
 
     assert first.status_code == 200 and first["Content-Type"] == "image/gif"
     message.refresh_from_db()
