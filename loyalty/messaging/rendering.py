@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.template import engines
-from django.template.loader import render_to_string
+from django.template.loader import get_template
 
 from loyalty.messaging import tracking
 from loyalty.messaging.models import Channel, Content, Purpose
@@ -45,6 +45,15 @@ class Rendered:
 @functools.lru_cache(maxsize=512)
 def _compiled(source: str):
     return engines["django"].from_string("{% autoescape off %}" + source + "{% endautoescape %}")
+
+
+@functools.lru_cache(maxsize=16)
+def _channel_template(name: str):
+    return get_template(name)
+
+
+def render_to_string(name: str, context: dict[str, Any]) -> str:
+    return _channel_template(name).render(context)
 
 
 def render_text(source: str, variables: dict[str, Any]) -> str:
@@ -90,6 +99,8 @@ def render_message(
     def link(index: int) -> str:
         return tracking.click_url(message_id, index) if message_id is not None else links[index]
 
+    email = channel == Channel.EMAIL
+    tracked = message_id is not None
     page = {
         "subject": subject,
         "body": body,
@@ -98,8 +109,9 @@ def render_message(
         "offer": variables.get("offer", ""),
         "reward": variables.get("reward", ""),
         "marketing": marketing,
-        "unsubscribe_url": tracking.unsubscribe_url(message_id) if (marketing and message_id is not None) else "",
-        "open_url": tracking.open_url(message_id) if message_id is not None else "",
+        # only email carries an unsubscribe link and an open pixel (SMS: STOP; push and inbox: the app)
+        "unsubscribe_url": tracking.unsubscribe_url(message_id) if (email and marketing and tracked) else "",
+        "open_url": tracking.open_url(message_id) if (email and tracked) else "",
     }
     if channel == Channel.EMAIL:
         headers = {}

@@ -94,7 +94,8 @@ def outbox_consume(*, limit: int = 2000, now: dt.datetime | None = None, dispatc
                 source=f"trigger:{content.trigger}",
                 key=f"event:{event.pk}",
                 program=Program(pk=program_id) if isinstance(program_id, int) else None,
-                context=event_variables(event.event_type, event.payload) | {"event_id": event.pk},
+                context=event_variables(event.event_type, event.payload),
+                event_id=event.pk,
                 dispatch=False,
             )
         EventHandled.objects.bulk_create(
