@@ -173,7 +173,7 @@ class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "clicked_at",
     )
     list_filter = ("status", "reason", "channel", "purpose", "source")
-    search_fields = ("=member__member_number", "=send_key", "=campaign_id")
+    search_fields = ("=member__member_number", "=send_key")
     list_select_related = ("member", "content")
     date_hierarchy = "created_at"
     show_full_result_count = False
