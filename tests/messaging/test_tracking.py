@@ -153,3 +153,42 @@ def test_inbox_read_only_by_its_member(noon):
     assert refused.value.code == "message_not_found"
     message.refresh_from_db()
     assert message.read_at == noon
+
+
+def test_outcomes_per_campaign_variant_count_sent_opened_clicked_and_unsubscribed(noon):
+    from loyalty.messaging import selectors
+
+    content = make_content(link_url="https://shop.example/a")
+    members = [make_member(marketing=("email",)) for _ in range(3)]
+    no_consent = make_member()
+    ids = services.messages_queue(
+        content=content,
+        member_ids=[m.pk for m in [*members, no_consent]],
+        channels=["email"],
+        source="campaign",
+        key="campaign:9:A",
+        campaign_id=9,
+        variant="A",
+        dispatch=False,
+    )
+    services.messages_send(message_ids=ids)
+    first, second = ids[0], ids[1]
+    Client().get(path_of(tracking.open_url(first)))
+    Client().get(path_of(tracking.click_url(second, 0)))
+    Client().post(path_of(tracking.unsubscribe_url(second)))
+
+    [row] = selectors.message_outcomes(campaign_id=9)
+
+    assert row == {
+        "variant": "A",
+        "channel": "email",
+        "messages": 4,
+        "sent": 3,
+        "delivered": 3,
+        "suppressed": 1,
+        "failed": 0,
+        "bounced": 0,
+        "opened": 2,
+        "clicked": 1,
+        "unsubscribed": 1,
+    }
