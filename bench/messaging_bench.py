@@ -84,6 +84,7 @@ def main() -> None:
         "REDIS_URL": redis_url,
         "MESSAGING_BATCH_SIZE": str(args.batch),
         "LOG_LEVEL": "WARNING",
+        "DEBUG": "false",  # as in production: no query log, cached template loader
     }
     app.control.purge()
     worker = subprocess.Popen(  # noqa: S603 - our own worker
