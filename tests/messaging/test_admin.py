@@ -80,3 +80,27 @@ def test_support_and_analyst_cannot_change_contents(role, noon):
     response = client_for(role).post(f"/admin/messaging/content/{content.pk}/change/", CONTENT_FORM)
 
     assert response.status_code == 403
+
+
+def test_every_messaging_screen_renders(noon):
+    from loyalty.messaging import services
+    from tests.factories import StaffFactory
+
+    member = make_member(marketing=("email",))
+    content = make_content()
+    services.messages_queue(
+        content=content, member_ids=[member.pk], channels=["email"], source="staff", key="k", dispatch=False
+    )
+    services.preference_set(member=member, time_zone="Europe/Paris")
+    client = Client()
+    client.force_login(StaffFactory())
+
+    for url in (
+        "/admin/messaging/content/",
+        f"/admin/messaging/content/{content.pk}/change/",
+        "/admin/messaging/message/?status__exact=queued",
+        "/admin/messaging/contactpreference/",
+        f"/admin/messaging/contactpreference/{member.contact_preference.pk}/change/",
+        "/admin/messaging/messagingpolicy/add/",
+    ):
+        assert client.get(url).status_code == 200, url
