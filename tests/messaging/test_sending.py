@@ -232,3 +232,17 @@ def test_one_content_gives_the_same_wording_on_every_channel(noon):
     assert all("Double points on coffee, Lin" in m.body for m in messages)
     assert all(m.links == ["https://shop.example/coffee"] for m in messages)
     assert "Double points on coffee, Lin" in mail.outbox[0].alternatives[0][0]
+
+
+def test_the_send_sweep_sends_queued_messages_no_task_took(noon):
+    from loyalty.messaging.tasks import send_sweep
+
+    member = make_member(marketing=("email",))
+    ids = queue(make_content(), [member])  # queued, never dispatched (a lost task)
+    assert send_sweep.apply().get() == 0  # too fresh: its own task may still come
+    clock.set_now(noon + dt.timedelta(minutes=2))
+
+    send_sweep.apply().get()
+
+    assert Message.objects.get(pk=ids[0]).status == MessageStatus.SENT
+    assert len(mail.outbox) == 1
