@@ -9,6 +9,7 @@ the scan; events older than it are not messaged (a welcome three days late is wo
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -20,6 +21,7 @@ from loyalty.ledger.models import Program
 from loyalty.messaging.models import Content, EventHandled, MessagingPolicy, Trigger
 from loyalty.messaging.services.sending import messages_dispatch, messages_queue
 from loyalty.partners.models import OutboxEvent
+from offers.models import Coupon, Reward
 
 LOOKBACK = dt.timedelta(days=2)
 
@@ -41,8 +43,40 @@ def _first(payload: dict[str, Any], *names: str) -> Any:
     return None
 
 
-def event_variables(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """The variables a trigger's content may use, from the event's payload."""
+@dataclass(frozen=True)
+class Lookups:
+    """Names and codes the events refer to by id (offers' payloads carry ids, never a coupon code):
+    read once per sweep. The code goes only to the coupon's own member."""
+
+    rewards: dict[int, str]
+    coupons: dict[int, dict[str, Any]]
+
+
+def lookups_for(events: list[OutboxEvent]) -> Lookups:
+    reward_ids = {e.payload.get("reward_id") for e in events} - {None}
+    coupon_ids = {e.payload.get("coupon_id") for e in events} - {None}
+    rewards = dict(Reward.objects.filter(pk__in=reward_ids).values_list("pk", "name")) if reward_ids else {}
+    coupons = (
+        {
+            c["pk"]: c
+            for c in Coupon.objects.filter(pk__in=coupon_ids).values(
+                "pk", "code", "member_id", "expires_at", "reward__name", "offer__name"
+            )
+        }
+        if coupon_ids
+        else {}
+    )
+    return Lookups(rewards=rewards, coupons=coupons)
+
+
+def event_variables(
+    event_type: str, payload: dict[str, Any], member_id: int | None = None, lookups: Lookups | None = None
+) -> dict[str, Any]:
+    """The variables a trigger's content may use, from the event's payload (and what it names by id)."""
+    lookups = lookups or Lookups(rewards={}, coupons={})
+    coupon = lookups.coupons.get(payload.get("coupon_id"))
+    if coupon is not None and coupon["member_id"] != member_id:
+        coupon = None  # never show a code to anyone but its member
     if event_type == "member.enrolled":
         return {"program": payload.get("program")}
     if event_type == "points.earned":
@@ -51,17 +85,36 @@ def event_variables(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
         return {"tier": payload.get("to_tier") or ""}
     if event_type == "reward.redeemed":
         return {
-            "reward": _first(payload, "reward", "reward_name"),
+            "reward": lookups.rewards.get(payload.get("reward_id")) or _first(payload, "reward", "reward_name"),
             "points": _first(payload, "points", "points_cost"),
-            "coupon_code": _first(payload, "coupon_code", "code"),
+            "coupon_code": coupon["code"] if coupon else _first(payload, "coupon_code", "code"),
         }
     if event_type == "coupon.issued":
+        expires = (
+            coupon["expires_at"] if coupon and coupon["expires_at"] else _first(payload, "expires_at", "valid_until")
+        )
         return {
-            "coupon_code": _first(payload, "coupon_code", "code"),
-            "reward": _first(payload, "reward", "reward_name", "offer", "offer_name"),
-            "expires_on": _first(payload, "expires_on", "valid_until", "expires_at"),
+            "coupon_code": coupon["code"] if coupon else _first(payload, "coupon_code", "code"),
+            "reward": (coupon and (coupon["reward__name"] or coupon["offer__name"]))
+            or lookups.rewards.get(payload.get("reward_id"))
+            or _first(payload, "reward", "reward_name", "offer", "offer_name"),
+            "expires_on": _date_text(expires),
         }
     return {}
+
+
+def _date_text(value: Any) -> str | None:
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, str) and len(value) >= 10:
+        return value[:10]
+    return value
+
+
+def _wanted(event: OutboxEvent) -> bool:
+    """A coupon issued by a reward redemption is announced by the reward's own message (which
+    carries the code): one message per redemption, not two."""
+    return not (event.event_type == "coupon.issued" and event.payload.get("source") == "reward")
 
 
 def trigger_contents() -> dict[str, Content]:
@@ -82,9 +135,10 @@ def outbox_consume(*, limit: int = 2000, now: dt.datetime | None = None, dispatc
             .order_by("id")[:limit]
         )
         queued: list[int] = []
+        lookups = lookups_for(events)
         for event in events:
             content = contents.get(EVENT_TRIGGERS[event.event_type])
-            if content is None or event.member_id is None or not content.channels:
+            if content is None or event.member_id is None or not content.channels or not _wanted(event):
                 continue
             program_id = event.payload.get("program_id")
             queued += messages_queue(
@@ -94,7 +148,7 @@ def outbox_consume(*, limit: int = 2000, now: dt.datetime | None = None, dispatc
                 source=f"trigger:{content.trigger}",
                 key=f"event:{event.pk}",
                 program=Program(pk=program_id) if isinstance(program_id, int) else None,
-                context=event_variables(event.event_type, event.payload),
+                context=event_variables(event.event_type, event.payload, event.member_id, lookups),
                 event_id=event.pk,
                 dispatch=False,
             )
