@@ -70,6 +70,10 @@ MATRIX: dict[str, dict[str, str]] = {
     },
     "offers.OfferRedemption": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "offers.OfferActivation": {"Marketing": READ, "Support": READ, "Analyst": READ},
+    "messaging.Content": {"Marketing": DESIGN, "Support": READ, "Analyst": READ},
+    "messaging.MessagingPolicy": {"Marketing": "view add change", "Support": READ, "Analyst": READ},
+    "messaging.ContactPreference": {"Marketing": READ, "Support": "view change", "Analyst": READ},
+    "messaging.Message": {"Marketing": READ, "Support": READ, "Analyst": READ},
 }
 STAFF_ROLES = [*ROLES, "no role"]
 
