@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "segments",
     "offers",
     "loyalty.portal",
+    "loyalty.messaging",
 ]
 
 MIDDLEWARE = [
@@ -195,6 +196,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "tiers-nightly-evaluation": {"task": "tiers.evaluate", "schedule": crontab(hour=2, minute=30)},
     "segments-refresh-dynamic": {"task": "segments.refresh_dynamic_segments", "schedule": 60 * 60},
     "segments-nightly-scores": {"task": "segments.compute_scores", "schedule": crontab(hour=1, minute=30)},
+    "messaging-outbox-sweep": {"task": "messaging.outbox_sweep", "schedule": 30},
+    "messaging-send-sweep": {"task": "messaging.send_sweep", "schedule": 60},
+    "messaging-expiring-reminders": {"task": "messaging.expiring_reminders", "schedule": crontab(hour=7, minute=0)},
 }
 
 # Nightly set-based jobs walk disjoint windows of accounts / members on this many PostgreSQL
@@ -324,3 +328,13 @@ except ValueError:
     ) from None
 # httpx logs every webhook request at INFO; the delivery log (WebhookAttempt) already records them.
 LOGGING.setdefault("loggers", {})["httpx"] = {"level": "WARNING"}
+
+# Messaging (loyalty.messaging): email through Django's email backend (EMAIL_URL and
+# DEFAULT_FROM_EMAIL above); SMS and push through a logging provider unless an HTTP gateway URL
+# (and its bearer token) is set.
+MESSAGING_BASE_URL = env.str("MESSAGING_BASE_URL", default="http://localhost:8000")  # tracking links
+MESSAGING_SMS_URL = env.str("MESSAGING_SMS_URL", default="")
+MESSAGING_SMS_TOKEN = env.str("MESSAGING_SMS_TOKEN", default="")
+MESSAGING_PUSH_URL = env.str("MESSAGING_PUSH_URL", default="")
+MESSAGING_PUSH_TOKEN = env.str("MESSAGING_PUSH_TOKEN", default="")
+MESSAGING_BATCH_SIZE = env.int("MESSAGING_BATCH_SIZE", default=500)

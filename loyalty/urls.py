@@ -4,5 +4,6 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("loyalty.api.urls")),
+    path("m/", include("loyalty.messaging.urls")),
     path("", include("loyalty.portal.urls")),
 ]

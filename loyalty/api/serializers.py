@@ -13,6 +13,7 @@ from loyalty.core import clock
 from loyalty.core.errors import ValidationFailed
 from loyalty.partners.models import WEBHOOK_EVENT_TYPES
 from members.models import ConsentChannel, ConsentPurpose
+from offers.conditions import PURCHASE_CHANNELS
 
 # Money fits its columns (DecimalField(max_digits=14, decimal_places=2)) with room for the sum
 # of 1,000 lines: at most 9,999,999,999.99 each.
@@ -129,6 +130,12 @@ class PurchaseInSerializer(serializers.Serializer):
     store = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
     lines = LineSerializer(many=True, allow_empty=False, max_length=MAX_LINES)
     program = serializers.CharField(max_length=100, required=False)
+    channel = serializers.ChoiceField(
+        choices=list(PURCHASE_CHANNELS.items()),
+        required=False,
+        default="store",
+        help_text="How the purchase was made (offers with a channel condition read it)",
+    )
 
     def validate(self, attrs):
         """The figures agree: ``total`` is the lines' amounts less their discounts, less the

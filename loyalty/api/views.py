@@ -347,6 +347,7 @@ class PurchasesView(WriteView):
             discount=data["discount"],
             store=data["store"],
             check_window=True,
+            channel=data["channel"],
         )
         body = {
             "purchase_id": outcome.purchase.pk,

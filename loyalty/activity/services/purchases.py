@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from loyalty.activity import rules as rule_engine
 from loyalty.activity.models import EarningRule, RuleAward
@@ -23,12 +24,18 @@ from loyalty.tiers.selectors import ProgramTiers, member_tier, program_tiers
 from loyalty.tiers.services import tier_upgrade_check
 from members.models import Member, MemberStatus
 from members.selectors import member_get_by_number, member_number_clean
+from offers.conditions import PurchaseContext
+from offers.matching import offer_uses, offer_uses_met
+from offers.selectors.eligibility import member_facts, offer_eligibility
+from offers.selectors.purchase import buyer_facts, purchase_offers_live
+from offers.services.offers import OfferTaken, offer_uses_claim
 
 if TYPE_CHECKING:
     from loyalty.partners.models import Partner
     from loyalty.tiers.models import Tier
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+_TIER_UNREAD = object()
 
 
 @dataclass
@@ -38,6 +45,7 @@ class PurchaseOutcome:
     points: int
     pending_until: dt.datetime | None
     explanation: list[dict] = field(default_factory=list)
+    offers: list[OfferTaken] = field(default_factory=list)
 
 
 def _earning_member(member_number: str | None, member: Member | None) -> Member:
@@ -153,16 +161,18 @@ def earn_for(
     lines: list[dict[str, Any]],
     now: dt.datetime,
     tiers: ProgramTiers | None = None,
+    tier: Tier | None | object = _TIER_UNREAD,
 ) -> rule_engine.Result:
     """Evaluate the program's active rules for a purchase: the one source of points for the API,
-    the admin and importers. ``tiers``: the program's tiers, when the caller read them already."""
+    the admin and importers. ``tiers``: the program's tiers, ``tier``: the member's tier, when the
+    caller read them already."""
     rules = _rules_for(program, partner, now)
     return earn_evaluate(
         program=program,
         partner=partner,
         rules=rules,
         caps=_cap_left(rules, member, now),
-        tier=member_tier(member=member, program=program, tiers=tiers),
+        tier=member_tier(member=member, program=program, tiers=tiers) if tier is _TIER_UNREAD else tier,
         lines=lines,
     )
 
@@ -273,6 +283,7 @@ def purchase_record(
     discount: Any = 0,
     store: str = "",
     check_window: bool = False,
+    channel: str = "store",
 ) -> PurchaseOutcome:
     """Store a purchase, link member and partner, evaluate earning rules, credit (pending for the
     program's return window), ask tiers for an upgrade and record ``points.earned``.
@@ -281,7 +292,14 @@ def purchase_record(
     program's ``max_points_per_transaction`` is refused whole (``points_cap_exceeded``), nothing
     stored. ``check_window``: a purchase reported as it happens (the partner API) must not
     precede the program's start (``occurred_at_before_program_start``); importers replaying
-    history leave it off."""
+    history leave it off.
+
+    Offers: the live offers whose condition the purchase meets and that the member may use
+    (``_offers_take``) add their bonus points to the same credit, each with an explanation line
+    "<offer name> (offer #<id>)" and an entry in the event's ``offers``; coupon offers issue their
+    coupon. Offer points are not counted against ``max_points_per_transaction`` (that cap guards
+    the earning rules; offers have their own limits and budgets). ``channel``: how the purchase
+    was made (``offers.conditions.PURCHASE_CHANNELS``), for channel conditions."""
     if not lines:
         raise ValidationFailed(
             "A purchase needs at least one line", code="lines_required", fields={"lines": ["Required."]}
@@ -338,7 +356,8 @@ def purchase_record(
                 return _outcome(existing, created=False)
             raise Conflict("A different purchase with this external_id exists", code="duplicate_external_id") from None
         tiers = program_tiers(program=program)  # read once: the earn multiplier, then the upgrade check
-        result = earn_for(program=program, partner=partner, member=member, lines=lines, now=now, tiers=tiers)
+        tier = member_tier(member=member, program=program, tiers=tiers)
+        result = earn_for(program=program, partner=partner, member=member, lines=lines, now=now, tiers=tiers, tier=tier)
         cap = program.max_points_per_transaction
         if cap is not None and result.points > cap:
             # raised inside the block: the purchase just stored is rolled back with it
@@ -347,16 +366,36 @@ def purchase_record(
                 code="points_cap_exceeded",
                 extra={"points": result.points, "max_points_per_transaction": cap},
             )
-        outcome = PurchaseOutcome(purchase=purchase, created=True, points=0, pending_until=None)
-        if result.points > 0:
+        partner_member_link(partner=partner, member=member)  # before the offers: their row locks are held shortest
+        taken = _offers_take(
+            locked=locked,
+            purchase=purchase,
+            partner=partner,
+            lines=lines,
+            total=total,
+            channel=channel,
+            now=now,
+            tier=tier,
+        )
+        offer_points = sum(t.points for t in taken)
+        explanation = _with_offer_lines(result.explanation, taken, result.points + offer_points)
+        outcome = PurchaseOutcome(
+            purchase=purchase,
+            created=True,
+            points=0,
+            pending_until=None,
+            explanation=explanation if taken else [],
+            offers=taken,
+        )
+        if result.points + offer_points > 0:
             earn = ledger.points_credit_locked(
                 locked=locked,
-                points=result.points,
+                points=result.points + offer_points,
                 reason=f"purchase {external_id}",
                 purchase=purchase,
                 partner=partner,
                 pending=True,
-                explanation=result.explanation,
+                explanation=explanation,
             )
             RuleAward.objects.bulk_create(
                 [
@@ -379,10 +418,71 @@ def purchase_record(
                     "points": outcome.points,
                     "pending_until": outcome.pending_until,
                     "partner_id": getattr(partner, "pk", None),
+                    "offers": [{"offer_id": t.offer.pk, "points": t.points} for t in taken if t.points],
                 },
             )
-        partner_member_link(partner=partner, member=member)
     return outcome
+
+
+def _offers_take(
+    *,
+    locked: ledger.LockedAccount,
+    purchase: Purchase,
+    partner: Partner | None,
+    lines: list[dict[str, Any]],
+    total: Any,
+    channel: str,
+    now: dt.datetime,
+    tier: Tier | None,
+) -> list[OfferTaken]:
+    """What the live offers give this purchase, taken within their limits (under the account
+    lock the caller holds). No statement when no live offer can give the purchase anything: the
+    offers come from memory and are matched in Python; the member's facts (one statement) are
+    read only for offers the purchase meets, the purchase history only when such an offer's
+    condition looks at it."""
+    live = purchase_offers_live(program=locked.program, now=now)
+    if not live:
+        return []
+    program = locked.program
+    context = PurchaseContext.of(
+        lines=lines,
+        partner_id=getattr(partner, "pk", None),
+        channel=channel,
+        occurred_at=timezone.localtime(purchase.occurred_at),
+        total=total,
+    )
+    uses = offer_uses(live, context, earn_rate=program.earn_rate, rounding=program.earn_rounding)
+    if not uses:
+        return []
+    member = locked.member
+    uses = offer_uses_met(uses, context, buyer_facts(member=member, program=program, purchase=purchase, uses=uses))
+    if not uses:
+        return []
+    facts = member_facts(
+        member=member,
+        program=program,
+        offers=tuple(u.offer for u in uses),
+        personalization=False,
+        tier=tier,
+        birth_month=False,
+    )
+    allowed = []
+    for use in uses:
+        answer = offer_eligibility(offer=use.offer, facts=facts, now=now, partner_id=context.partner_id)
+        if answer.ok and not answer.needs_activation:
+            allowed.append(use)
+    return offer_uses_claim(locked=locked, purchase=purchase, uses=allowed, channel=channel)
+
+
+def _with_offer_lines(explanation: list[dict], taken: list[OfferTaken], total: int) -> list[dict]:
+    """The rules' explanation with one line per offer before the total, which then counts them."""
+    if not taken:
+        return explanation
+    *rules, last = explanation
+    lines = [t.explanation_line() for t in taken]
+    if last.get("rule") != "Total":  # pragma: no cover - evaluate always ends with the total
+        return [*explanation, *lines]
+    return [*rules, *lines, {**last, "detail": f"{last['detail']}, offers added", "points": str(total)}]
 
 
 def _same_return(existing: Return, purchase: Purchase, amount: Any | None, lines: list[dict] | None) -> bool:
