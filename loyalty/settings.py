@@ -194,6 +194,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "tiers-nightly-evaluation": {"task": "tiers.evaluate", "schedule": crontab(hour=2, minute=30)},
     "segments-refresh-dynamic": {"task": "segments.refresh_dynamic_segments", "schedule": 60 * 60},
     "segments-nightly-scores": {"task": "segments.compute_scores", "schedule": crontab(hour=1, minute=30)},
+    "offers-nightly-ranking": {"task": "offers.rank_offers_for_members", "schedule": crontab(hour=3, minute=15)},
 }
 
 # Nightly set-based jobs walk disjoint windows of accounts / members on this many PostgreSQL

@@ -89,7 +89,8 @@ class Ranking:
     personalized: bool
 
 
-def _money(value: Decimal | None) -> float:
+def money_value(value: Decimal | None) -> float:
+    """A money (or rate) column as a float for scoring (0 when empty)."""
     return float(value) if value is not None else 0.0
 
 
@@ -125,18 +126,18 @@ def reward_gives(reward: Reward) -> str:
 
 def offer_item(offer: OfferConfig, *, program: Program, popularity: float) -> ranking.Item:
     """An offer as scoring sees it (the batch builds the same)."""
-    point_value = _money(program.point_value)
+    point_value = money_value(program.point_value)
     fixed = rate = 0.0
     match offer.benefit_kind:
         case BenefitKind.BONUS_FIXED:
             fixed = (offer.benefit_points or 0) * point_value
         case BenefitKind.BONUS_MULTIPLIER:
-            extra = max(_money(offer.benefit_multiplier) - 1.0, 0.0)
-            rate = extra * _money(program.earn_rate) * point_value
+            extra = max(money_value(offer.benefit_multiplier) - 1.0, 0.0)
+            rate = extra * money_value(program.earn_rate) * point_value
         case BenefitKind.PERCENT_COUPON:
-            rate = _money(offer.benefit_value) / 100
+            rate = money_value(offer.benefit_value) / 100
         case BenefitKind.AMOUNT_COUPON | BenefitKind.FREE_ITEM:
-            fixed = _money(offer.benefit_value)
+            fixed = money_value(offer.benefit_value)
     scoped = offer.benefit_kind == BenefitKind.BONUS_MULTIPLIER and bool(offer.scope_categories or offer.scope_skus)
     return ranking.Item(
         kind=ranking.KIND_OFFER,
@@ -155,11 +156,11 @@ def offer_item(offer: OfferConfig, *, program: Program, popularity: float) -> ra
 def reward_item(reward: Reward, *, program: Program) -> ranking.Item:
     fixed = rate = 0.0
     if reward.kind == RewardKind.PERCENT_COUPON:
-        rate = _money(reward.value) / 100
+        rate = money_value(reward.value) / 100
     elif reward.value is not None:
-        fixed = _money(reward.value)
+        fixed = money_value(reward.value)
     else:
-        fixed = reward.points_cost * _money(program.point_value)
+        fixed = reward.points_cost * money_value(program.point_value)
     return ranking.Item(
         kind=ranking.KIND_REWARD,
         pk=reward.pk,
@@ -218,9 +219,8 @@ def member_history(*, member: Member, program: Program, skus: tuple[str, ...], n
         purchase__member_id=member.pk, purchase__program_id=program.pk, purchase__occurred_at__gte=since
     )
     spend = F("amount") - F("discount")
-    category_spend = {
-        c: float(v) for c, v in lines.values("category").annotate(v=Sum(spend)).values_list("category", "v")
-    }
+    exact = dict(lines.values("category").annotate(v=Sum(spend)).values_list("category", "v"))
+    category_spend = {c: float(v) for c, v in exact.items()}
     sku_spend: dict[str, float] = {}
     if skus:
         sku_spend = {
@@ -234,7 +234,10 @@ def member_history(*, member: Member, program: Program, skus: tuple[str, ...], n
     )
     basket = float(kept["spend"]) / kept["n"] if kept["n"] else ranking.DEFAULT_BASKET
     return History(
-        total=sum(category_spend.values()), category_spend=category_spend, sku_spend=sku_spend, basket=basket
+        total=float(sum(exact.values(), Decimal("0"))),
+        category_spend=category_spend,
+        sku_spend=sku_spend,
+        basket=basket,
     )
 
 
@@ -298,7 +301,10 @@ def _rank(*, member: Member, program: Program, partner_id: int | None, limit: in
         fresh=np.array([[(i.kind, i.pk) not in recent for i in items.items]], dtype=bool),
     )
     scores = ranking.score(
-        items=items, members=members, point_value=_money(program.point_value), earn_rate=_money(program.earn_rate)
+        items=items,
+        members=members,
+        point_value=money_value(program.point_value),
+        earn_rate=money_value(program.earn_rate),
     )
     positions = ranking.order(items=items, total=scores.total, limit=limit)[0]
     category_share = {c: v / history.total for c, v in history.category_spend.items()} if history.total > 0 else {}
