@@ -207,6 +207,22 @@ def score(*, items: Items, members: Members, point_value: float, earn_rate: floa
     )
 
 
+FACTORS = (
+    ("Affinity", "affinity_points"),
+    ("Value", "value_points"),
+    ("Tier", "tier_points"),
+    ("Novelty", "novelty_points"),
+    ("Reward distance", "distance_points"),
+    ("Priority", "priority_points"),
+    ("Popularity", "popularity_points"),
+)
+
+
+def factors(scores: Scores, k: int, row: int = 0) -> tuple[tuple[str, float], ...]:
+    """The points each factor added to item ``k`` of member ``row`` (for staff)."""
+    return tuple((name, round(float(getattr(scores, attr)[row, k]), 2)) for name, attr in FACTORS)
+
+
 def order(*, items: Items, total: np.ndarray, limit: int | None = None) -> np.ndarray:
     """Item positions of each member's eligible items, best first: (M, n) with -1 padding.
     Score descending, then offers before rewards, then id ascending."""

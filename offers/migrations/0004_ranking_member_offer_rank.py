@@ -3,6 +3,8 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from loyalty.core.roles import sync_roles
+
 
 class Migration(migrations.Migration):
 
@@ -31,4 +33,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('member', 'program', 'rank'), name='member_offer_rank_unique'), models.CheckConstraint(condition=models.Q(models.Q(('kind', 'offer'), ('offer__isnull', False), ('reward__isnull', True)), models.Q(('kind', 'reward'), ('offer__isnull', True), ('reward__isnull', False)), _connector='OR'), name='member_offer_rank_offer_or_reward')],
             },
         ),
+        migrations.RunPython(sync_roles, migrations.RunPython.noop),  # role groups see the new model
     ]

@@ -69,6 +69,7 @@ class RankedItem:
     points_cost: int | None  # rewards
     points_missing: int | None  # rewards: points still missing at the current balance
     valid_until: dt.datetime | None
+    factors: tuple[tuple[str, float], ...] = ()  # points each factor added (staff view)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +343,7 @@ def _rank(*, member: Member, program: Program, partner_id: int | None, limit: in
                 points_cost=item.points_cost if is_reward else None,
                 points_missing=max(0, item.points_cost - balance) if is_reward else None,
                 valid_until=config.valid_until,
+                factors=ranking.factors(scores, int(k)),
             )
         )
     not_eligible = tuple(

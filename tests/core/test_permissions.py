@@ -58,6 +58,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "segments.SegmentMembership": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "segments.ScoreRun": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "segments.MemberScore": {"Marketing": READ, "Support": READ, "Analyst": READ},
+    "offers.MemberOfferRank": {"Marketing": READ, "Support": READ, "Analyst": READ},
 }
 STAFF_ROLES = [*ROLES, "no role"]
 
