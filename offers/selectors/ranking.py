@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
-from django.db.models import Count, F, Sum
+from django.db.models import BigIntegerField, Count, F, Subquery, Sum, Value
 
 from loyalty.core import clock
 from loyalty.core.errors import ValidationFailed
@@ -215,25 +215,40 @@ def history_since(now: dt.datetime) -> dt.datetime:
 
 
 def member_history(*, member: Member, program: Program, skus: tuple[str, ...], now: dt.datetime) -> History:
+    """Spend per category in the window and the typical basket in one statement (the basket as
+    two scalar subqueries beside the grouped lines); spend on the named SKUs in a second one,
+    only when offers name SKUs."""
     since = history_since(now)
     lines = PurchaseLine.objects.filter(
         purchase__member_id=member.pk, purchase__program_id=program.pk, purchase__occurred_at__gte=since
     )
     spend = F("amount") - F("discount")
-    exact = dict(lines.values("category").annotate(v=Sum(spend)).values_list("category", "v"))
+    kept = (
+        Purchase.objects.filter(member_id=member.pk, program_id=program.pk, occurred_at__gte=since)
+        .filter(purchase_counts())
+        .order_by()
+        .values("member_id")
+    )
+    rows = list(
+        lines.order_by()
+        .values("category")
+        .annotate(
+            v=Sum(spend),
+            kept=Subquery(kept.annotate(s=Sum(F("eligible_amount") - F("returned_amount"))).values("s")),
+            n=Subquery(kept.annotate(n=Count("id")).values("n")),
+        )
+        .values_list("category", "v", "kept", "n")
+    )
+    exact = {category: v for category, v, _, _ in rows}
     category_spend = {c: float(v) for c, v in exact.items()}
     sku_spend: dict[str, float] = {}
-    if skus:
+    if skus and rows:
         sku_spend = {
             s: float(v)
             for s, v in lines.filter(sku__in=skus).values("sku").annotate(v=Sum(spend)).values_list("sku", "v")
         }
-    kept = (
-        Purchase.objects.filter(member_id=member.pk, program_id=program.pk, occurred_at__gte=since)
-        .filter(purchase_counts())
-        .aggregate(spend=Sum(F("eligible_amount") - F("returned_amount")), n=Count("id"))
-    )
-    basket = float(kept["spend"]) / kept["n"] if kept["n"] else ranking.DEFAULT_BASKET
+    kept_spend, count = (rows[0][2], rows[0][3]) if rows else (None, 0)
+    basket = float(kept_spend) / count if count else ranking.DEFAULT_BASKET
     return History(
         total=float(sum(exact.values(), Decimal("0"))),
         category_spend=category_spend,
@@ -243,27 +258,34 @@ def member_history(*, member: Member, program: Program, skus: tuple[str, ...], n
 
 
 def member_recent(*, member: Member, now: dt.datetime) -> frozenset[tuple[str, int]]:
-    """Items shown (any channel) or used recently: not new for the member (novelty)."""
+    """Items shown (any channel) or used recently: not new for the member (novelty). One
+    statement: impressions, offer uses and reward redemptions as one UNION ALL."""
     shown_since = now - dt.timedelta(days=ranking.NOVELTY_SHOWN_DAYS)
     used_since = now - dt.timedelta(days=ranking.NOVELTY_USED_DAYS)
-    seen: set[tuple[str, int]] = set()
-    for offer_id, reward_id in OfferImpression.objects.filter(
-        member_id=member.pk, last_shown_at__gte=shown_since
-    ).values_list("offer_id", "reward_id"):
-        seen.add((ranking.KIND_OFFER, offer_id) if offer_id else (ranking.KIND_REWARD, reward_id))
-    seen.update(
-        (ranking.KIND_OFFER, pk)
-        for pk in OfferRedemption.objects.filter(
-            member_id=member.pk, created_at__gte=used_since, status=RedemptionState.COMPLETED
-        ).values_list("offer_id", flat=True)
+    none = Value(None, output_field=BigIntegerField())
+    shown = (
+        OfferImpression.objects.filter(member_id=member.pk, last_shown_at__gte=shown_since)
+        .order_by()
+        .values_list("offer_id", "reward_id")
     )
-    seen.update(
-        (ranking.KIND_REWARD, pk)
-        for pk in RewardRedemption.objects.filter(
+    used_offers = (
+        OfferRedemption.objects.filter(
             member_id=member.pk, created_at__gte=used_since, status=RedemptionState.COMPLETED
-        ).values_list("reward_id", flat=True)
+        )
+        .order_by()
+        .values_list("offer_id", none)
     )
-    return frozenset(seen)
+    used_rewards = (
+        RewardRedemption.objects.filter(
+            member_id=member.pk, created_at__gte=used_since, status=RedemptionState.COMPLETED
+        )
+        .order_by()
+        .values_list(none, "reward_id")
+    )
+    return frozenset(
+        (ranking.KIND_OFFER, offer_id) if offer_id is not None else (ranking.KIND_REWARD, reward_id)
+        for offer_id, reward_id in shown.union(used_offers, used_rewards, all=True)
+    )
 
 
 def member_balance(*, member: Member, program: Program) -> int:
