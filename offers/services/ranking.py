@@ -372,6 +372,9 @@ def _stale(recent: list[pd.DataFrame], items: ranking.Items, position: pd.Series
 def _write(program: Program, rows: pd.DataFrame, now: dt.datetime) -> None:
     table = MemberOfferRank._meta.db_table
     with transaction.atomic():
+        if _pg():  # one writer at a time (readers go on); a concurrent run waits, then replaces these rows
+            with connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {connection.ops.quote_name(table)} IN EXCLUSIVE MODE")
         others = MemberOfferRank.objects.exclude(program_id=program.pk).exists()
         if _pg() and not others:
             with connection.cursor() as cursor:
