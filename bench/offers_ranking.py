@@ -245,9 +245,13 @@ def make_offers(program, vip, gold, silver) -> None:
                 condition_kind="category_bought" if i % 7 == 0 else "always",
                 condition_categories=rng.sample(CATEGORIES, k=1) if i % 7 == 0 else [],
                 benefit_kind=kind,
-                benefit_multiplier=Decimal(rng.choice(["1.5", "2", "3"])) if kind == BenefitKind.BONUS_MULTIPLIER else None,
+                benefit_multiplier=Decimal(rng.choice(["1.5", "2", "3"]))
+                if kind == BenefitKind.BONUS_MULTIPLIER
+                else None,
                 benefit_points=rng.choice([10, 50, 100, 250]) if kind == BenefitKind.BONUS_FIXED else None,
-                benefit_value=Decimal(rng.choice([5, 10, 15])) if kind in (BenefitKind.PERCENT_COUPON, BenefitKind.AMOUNT_COUPON) else None,
+                benefit_value=Decimal(rng.choice([5, 10, 15]))
+                if kind in (BenefitKind.PERCENT_COUPON, BenefitKind.AMOUNT_COUPON)
+                else None,
                 scope_categories=scope,
                 requires_activation=i % 11 == 0,
                 max_per_member=3 if i % 13 == 0 else None,
@@ -298,7 +302,10 @@ def one_member(samples: int) -> tuple[list[float], list[float]]:
     from offers.selectors.ranking import offers_for_member
 
     rng = random.Random(11)
-    low, high = Member.objects.order_by("pk").values_list("pk", flat=True)[0], Member.objects.order_by("-pk").values_list("pk", flat=True)[0]
+    low, high = (
+        Member.objects.order_by("pk").values_list("pk", flat=True)[0],
+        Member.objects.order_by("-pk").values_list("pk", flat=True)[0],
+    )
     picks = [rng.randint(low, high) for _ in range(samples)]
     members = Member.objects.in_bulk(picks)
     for pk in picks[:20]:  # warm caches and the connection
@@ -369,8 +376,10 @@ def main() -> None:
     run = member_offer_ranks_compute(top=args.top)
     batch_s = time.perf_counter() - t
     assert MemberOfferRank.objects.count() == run.rows
-    print(f"base: {args.members:,} members, {args.purchases:,} purchases, 200 live offers, 20 rewards "
-          f"(PostgreSQL, {os.cpu_count()} cores)")
+    print(
+        f"base: {args.members:,} members, {args.purchases:,} purchases, 200 live offers, 20 rewards "
+        f"(PostgreSQL, {os.cpu_count()} cores)"
+    )
     print(
         f"one member, offers_for_member: p50 {statistics.median(selector):.1f} ms, p99 {percentile(selector, 0.99):.1f} ms "
         f"over {len(selector)} members (target p99 < 20 ms)"
