@@ -225,15 +225,21 @@ def factors(scores: Scores, k: int, row: int = 0) -> tuple[tuple[str, float], ..
 
 def order(*, items: Items, total: np.ndarray, limit: int | None = None) -> np.ndarray:
     """Item positions of each member's eligible items, best first: (M, n) with -1 padding.
-    Score descending, then offers before rewards, then id ascending."""
+    Score descending, then offers before rewards, then id ascending. One integer key per pair
+    (the score in units of 10^-DECIMALS, then the tie rank), so the best ``limit`` are an
+    ``argpartition`` away; only those are sorted."""
     m, k = total.shape
     n = k if limit is None else min(limit, k)
     if n == 0:
         return np.zeros((m, 0), dtype=np.int64)
-    # lexsort: last key is primary
-    keys = (np.broadcast_to(items.pks, (m, k)), np.broadcast_to(items.kind_order, (m, k)), -total)
-    ranked = np.lexsort(keys, axis=1)[:, :n]
-    return np.where(np.isfinite(np.take_along_axis(total, ranked, axis=1)), ranked, -1)
+    ties = np.empty(k, dtype=np.int64)  # 0 for the first offer by id ... k-1 for the last reward
+    ties[np.lexsort((items.pks, items.kind_order))] = np.arange(k)
+    eligible = np.isfinite(total)
+    units = np.rint(np.where(eligible, total, 0.0) * 10**DECIMALS).astype(np.int64)
+    key = np.where(eligible, units * (k + 1) + (k - ties)[None, :], np.iinfo(np.int64).min + 1)  # negatable
+    best = np.argpartition(-key, n - 1, axis=1)[:, :n] if n < k else np.broadcast_to(np.arange(k), (m, k))
+    ranked = np.take_along_axis(best, np.argsort(-np.take_along_axis(key, best, axis=1), axis=1, kind="stable"), axis=1)
+    return np.where(np.take_along_axis(eligible, ranked, axis=1), ranked, -1)
 
 
 def popularity(counts: list[int] | np.ndarray) -> np.ndarray:
