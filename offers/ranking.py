@@ -111,7 +111,7 @@ class Items:
         def column(name: str, dtype=float) -> np.ndarray:
             return np.array([getattr(item, name) for item in items], dtype=dtype)
 
-        return cls(
+        built = cls(
             items=items,
             is_reward=np.array([item.kind == KIND_REWARD for item in items], dtype=bool),
             scoped=column("scoped", bool),
@@ -128,6 +128,11 @@ class Items:
             category_matrix=category_matrix,
             sku_matrix=sku_matrix,
         )
+        for name in built.__slots__:
+            value = getattr(built, name)
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False  # cached and shared: read-only
+        return built
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +166,11 @@ class Scores:
     priority_points: np.ndarray
     popularity_points: np.ndarray
     total: np.ndarray
+
+    def row(self, i: int) -> dict[str, list[float]]:
+        """Member ``i``'s figures as plain lists (what the reasons read)."""
+        names = ("affinity", "value", "tier_points", "novelty_points", "priority_points", "popularity_points")
+        return {name: getattr(self, name)[i].tolist() for name in names}
 
 
 def score(*, items: Items, members: Members, point_value: float, earn_rate: float) -> Scores:
@@ -218,9 +228,10 @@ FACTORS = (
 )
 
 
-def factors(scores: Scores, k: int, row: int = 0) -> tuple[tuple[str, float], ...]:
-    """The points each factor added to item ``k`` of member ``row`` (for staff)."""
-    return tuple((name, round(float(getattr(scores, attr)[row, k]), 2)) for name, attr in FACTORS)
+def factor_table(scores: Scores, row: int = 0) -> list[tuple[tuple[str, float], ...]]:
+    """Per item, the points each factor added for member ``row`` (for staff)."""
+    table = np.round(np.stack([getattr(scores, attr)[row] for _, attr in FACTORS], axis=1), 2).tolist()
+    return [tuple(zip((name for name, _ in FACTORS), points, strict=True)) for points in table]
 
 
 def order(*, items: Items, total: np.ndarray, limit: int | None = None) -> np.ndarray:
@@ -263,7 +274,7 @@ def money(value: float, currency: str) -> str:
 def reasons(
     *,
     item: Item,
-    scores: Scores,
+    row: dict[str, list[float]],
     k: int,
     personal: bool,
     category_share: dict[str, float],
@@ -271,19 +282,19 @@ def reasons(
     currency: str,
     tier_name: str | None,
 ) -> list[str]:
-    """Why item ``k`` of a one-member ``scores`` ranks where it does, in plain words, in the
-    order of the factors; only factors that added points are named."""
+    """Why item ``k`` ranks where it does for one member (``row``: ``Scores.row``), in plain
+    words, in the order of the factors; only factors that added points are named."""
     said: list[str] = [] if personal else [NO_CONSENT_REASON]
-    if scores.affinity[0, k] >= AFFINITY_REASON:
+    if row["affinity"][k] >= AFFINITY_REASON:
         named = [c for c in item.categories if category_share.get(c, 0.0) > 0]
         if named:
             top = max(named, key=lambda c: (category_share[c], c))
             said.append(f"You buy a lot of {top}")
         else:
             said.append("You often buy these products")
-    if scores.value[0, k] >= 0.01:
-        said.append(f"Worth about {money(float(scores.value[0, k]), currency)} to you")
-    if scores.tier_points[0, k] > 0:
+    if row["value"][k] >= 0.01:
+        said.append(f"Worth about {money(row['value'][k], currency)} to you")
+    if row["tier_points"][k] > 0:
         said.append(f"For {tier_name} members" if tier_name else "For your tier")
     if item.kind == KIND_REWARD and personal:
         missing = max(0, item.points_cost - balance)
@@ -291,10 +302,10 @@ def reasons(
             said.append("You have enough points for this")
         elif missing <= NEAR_SHARE * item.points_cost:
             said.append(f"Only {missing:,} points to go")
-    if scores.novelty_points[0, k] > 0:
+    if row["novelty_points"][k] > 0:
         said.append("New for you")
-    if scores.priority_points[0, k] > 0:
+    if row["priority_points"][k] > 0:
         said.append("Recommended by the program")
-    if item.popularity >= POPULAR_REASON and scores.popularity_points[0, k] > 0:
+    if row["popularity_points"][k] >= POPULAR_REASON * W_POPULARITY:
         said.append("Popular with members")
     return said

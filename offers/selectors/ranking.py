@@ -9,15 +9,28 @@ base. Offers come from the configuration cache; the rest is a dozen small reads 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
-from django.db.models import BigIntegerField, Count, F, Subquery, Sum, Value
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Prefetch,
+    Subquery,
+    Sum,
+    Value,
+    prefetch_related_objects,
+)
 
 from loyalty.core import clock
+from loyalty.core.config import config_cached
 from loyalty.core.errors import ValidationFailed
 from loyalty.ledger.models import Account, AccountKind, Purchase, PurchaseLine
 from loyalty.ledger.selectors import partner_program, program_default, purchase_counts
@@ -173,12 +186,28 @@ def reward_item(reward: Reward, *, program: Program) -> ranking.Item:
 
 
 def rewards_active(*, program: Program) -> list[Reward]:
-    """The program's active rewards with what ``reward_eligibility`` reads (tiers, segments)."""
-    return list(
+    """The program's active rewards with what ``reward_eligibility`` reads (tiers, segments)
+    prefetched: one query, plus one per kind of restriction that some reward uses (the others
+    get an empty prefetch, which runs no query)."""
+    restrictions = ("tiers", "segments_include", "segments_exclude")
+    flags = {
+        name: Exists(Reward._meta.get_field(name).remote_field.through.objects.filter(reward_id=OuterRef("pk")))
+        for name in restrictions
+    }
+    rewards = list(
         Reward.objects.filter(program=program, is_active=True)
-        .prefetch_related("tiers", "segments_include", "segments_exclude")
+        .annotate(**{f"uses_{name}": flag for name, flag in flags.items()})
         .order_by("pk")
     )
+    for name in restrictions:
+        using = [r for r in rewards if getattr(r, f"uses_{name}")]
+        others = [r for r in rewards if not getattr(r, f"uses_{name}")]
+        if using:
+            prefetch_related_objects(using, name)
+        if others:
+            model = Reward._meta.get_field(name).related_model
+            prefetch_related_objects(others, Prefetch(name, queryset=model.objects.none()))
+    return rewards
 
 
 def offers_popularity(*, offers: tuple[OfferConfig, ...]) -> dict[int, float]:
@@ -190,14 +219,39 @@ def offers_popularity(*, offers: tuple[OfferConfig, ...]) -> dict[int, float]:
     return {o.pk: float(v) for o, v in zip(offers, values, strict=True)}
 
 
+def _catalog(
+    program: Program, offers: tuple[OfferConfig, ...], rewards: list[Reward]
+) -> tuple[ranking.Items, tuple[str, ...]]:
+    items = ranking.Items.of(
+        [offer_item(o, program=program, popularity=0.0) for o in offers]
+        + [reward_item(r, program=program) for r in rewards]
+    )
+    return items, tuple(offer_gives(o) for o in offers) + tuple(reward_gives(r) for r in rewards)
+
+
+def ranking_catalog(
+    *, program: Program, offers: tuple[OfferConfig, ...], rewards: list[Reward]
+) -> tuple[ranking.Items, tuple[str, ...]]:
+    """What is ranked (offers then rewards, popularity left at 0) and what each gives, built once
+    per configuration stamp and state of the rewards' ranked fields (their arrays are read-only)."""
+    key = (
+        "ranking_catalog",
+        program.pk,
+        tuple(o.pk for o in offers),
+        tuple((r.pk, r.kind, r.value, r.points_cost) for r in rewards),
+    )
+    return config_cached(key, lambda: _catalog(program, offers, rewards))
+
+
 def ranking_items(
     *, program: Program, offers: tuple[OfferConfig, ...], rewards: list[Reward]
-) -> tuple[ranking.Items, dict[int, float]]:
-    """The items to rank (offers then rewards) and the offers' popularity: shared with the batch."""
+) -> tuple[ranking.Items, tuple[str, ...]]:
+    """The items to rank (offers then rewards) with the offers' popularity read now, and what
+    each gives: shared by ``offers_for_member`` and the batch."""
+    items, gives = ranking_catalog(program=program, offers=offers, rewards=rewards)
     popular = offers_popularity(offers=offers)
-    items = [offer_item(o, program=program, popularity=popular[o.pk]) for o in offers]
-    items += [reward_item(r, program=program) for r in rewards]
-    return ranking.Items.of(items), popular
+    values = np.array([popular[o.pk] for o in offers] + [0.0] * len(rewards), dtype=float)
+    return dataclasses.replace(items, popularity=values), gives
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +355,7 @@ def _rank(*, member: Member, program: Program, partner_id: int | None, limit: in
     offers = offers_live(program=program, now=now)
     facts: MemberFacts = member_facts(member=member, program=program, offers=offers)
     rewards = rewards_active(program=program)
-    items, _ = ranking_items(program=program, offers=offers, rewards=rewards)
+    items, gives = ranking_items(program=program, offers=offers, rewards=rewards)
     early = early_access_reward_ids(offers=offers, facts=facts, now=now)
     answers: list[Eligibility] = [
         offer_eligibility(offer=o, facts=facts, now=now, partner_id=partner_id) for o in offers
@@ -333,8 +387,11 @@ def _rank(*, member: Member, program: Program, partner_id: int | None, limit: in
     category_share = {c: v / history.total for c, v in history.category_spend.items()} if history.total > 0 else {}
     tier = program_tiers(program=program).tier(facts.tier_id)
     configs: list[OfferConfig | Reward] = [*offers, *rewards]
+    row = scores.row(0)
+    factor_rows = ranking.factor_table(scores, 0)
+    totals = scores.total[0].tolist()
     ranked: list[RankedItem] = []
-    for k in positions:
+    for k in positions.tolist():
         if k < 0:
             break
         item, config, answer = items.items[k], configs[k], answers[k]
@@ -346,13 +403,13 @@ def _rank(*, member: Member, program: Program, partner_id: int | None, limit: in
                 id=item.pk,
                 title=config.name,
                 description=config.description,
-                gives=reward_gives(config) if is_reward else offer_gives(config),
-                score=float(scores.total[0, k]),
+                gives=gives[k],
+                score=totals[k],
                 reasons=tuple(
                     ranking.reasons(
                         item=item,
-                        scores=scores,
-                        k=int(k),
+                        row=row,
+                        k=k,
                         personal=personal,
                         category_share=category_share,
                         balance=balance,
@@ -365,7 +422,7 @@ def _rank(*, member: Member, program: Program, partner_id: int | None, limit: in
                 points_cost=item.points_cost if is_reward else None,
                 points_missing=max(0, item.points_cost - balance) if is_reward else None,
                 valid_until=config.valid_until,
-                factors=ranking.factors(scores, int(k)),
+                factors=factor_rows[k],
             )
         )
     not_eligible = tuple(

@@ -97,5 +97,5 @@ def test_the_endpoint_reads_a_bounded_number_of_statements(api, enrolled, django
         offer_make(name=f"O{i}", benefit_points=i)
     reward_make()
     api.get(url(enrolled))  # warm caches
-    with django_assert_max_num_queries(13):
+    with django_assert_max_num_queries(11):
         assert len(api.get(url(enrolled)).json()["items"]) == 21

@@ -10,11 +10,11 @@ import pytest
 from django.core.management import call_command
 
 from loyalty.core import clock
-from loyalty.tiers.models import MemberTier, Tier
+from loyalty.tiers.models import MemberTier, Tier, TierThreshold
 from members.models import ConsentPurpose, MemberStatus
 from members.services import consent_set
 from offers import tasks
-from offers.models import BenefitKind, MemberOfferRank, Offer, OfferActivation, OfferRedemption
+from offers.models import BenefitKind, MemberOfferRank, Offer, OfferActivation, OfferRedemption, Reward
 from offers.selectors.ranking import offers_for_member
 from offers.services.impressions import offer_impressions_record
 from offers.services.ranking import member_offer_ranks_compute
@@ -45,6 +45,7 @@ def base(program):
     """Members and offers where each factor and each eligibility rule changes something."""
     Tier.objects.create(program=program, name="Base", rank=0)
     gold = Tier.objects.create(program=program, name="Gold", rank=5, exclusive_rewards=True)
+    TierThreshold.objects.create(tier=gold, metric="spend", minimum=10_000)  # reached only by hand here
     vip = Segment.objects.create(name="VIP", kind="static", created_at=NOW, updated_at=NOW)
     offers = [
         offer_make(
@@ -71,6 +72,7 @@ def base(program):
         reward_make(name="Bag", points_cost=400, value=10),
         reward_make(name="Gold lounge", points_cost=300, exclusive=True, value=20),
         reward_make(name="10% voucher", kind="percent_coupon", points_cost=250, value=10),
+        reward_make(name="Gold members' gift", points_cost=150, value=4, tiers=[gold]),
     ]
     members = [MemberFactory() for _ in range(8)]
     for member in members[:5]:
@@ -112,6 +114,8 @@ def test_batch_stores_what_offers_for_member_gives_each_member(base):
         for (_, _, batch_score), (_, _, single_score) in zip(stored(member), one_by_one(member), strict=True):
             assert batch_score == pytest.approx(single_score, abs=1e-9)
     assert stored(base[7]) == [], "a suspended member is eligible for nothing"
+    gift = [("reward", r.pk) for r in Reward.objects.filter(name="Gold members' gift")]
+    assert set(gift) <= {r[:2] for r in stored(base[1])} and not set(gift) & {r[:2] for r in stored(base[0])}
     assert len({tuple(r[:2] for r in stored(m)) for m in base}) >= 6, "the fixture gives members different rankings"
     assert run.rows == MemberOfferRank.objects.count() == sum(len(one_by_one(m)) for m in base)
 
