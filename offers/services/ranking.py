@@ -60,7 +60,8 @@ if TYPE_CHECKING:
     from loyalty.ledger.models import Program
 
 TOP_DEFAULT = 5
-CHUNK = 50_000
+CHUNK = 2_000  # members scored at once: (CHUNK x items) matrices stay in the CPU's caches
+COPY_BATCH = 100_000
 
 
 @dataclass
@@ -369,50 +370,84 @@ def _stale(recent: list[pd.DataFrame], items: ranking.Items, position: pd.Series
     return rows.to_numpy()[keep].astype(np.int64), cols.to_numpy()[keep].astype(np.int64)
 
 
-def _write(program: Program, rows: pd.DataFrame, now: dt.datetime) -> None:
-    table = MemberOfferRank._meta.db_table
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """The rows to store, as parallel arrays: member, rank (from 1), item position, score."""
+
+    member_ids: np.ndarray
+    ranks: np.ndarray
+    positions: np.ndarray
+    scores: np.ndarray
+
+
+def _copy_text(program: Program, items: ranking.Items, rows: Ranked, now: dt.datetime, start: int, stop: int) -> str:
+    """CSV lines (member_id, rank, score, kind, offer_id, reward_id, program_id, computed_at) of
+    rows ``start:stop``: each item's constant tail is formatted once; scores in Python's shortest
+    round-trip form, so PostgreSQL stores exactly the float that was computed."""
+    stamp = now.isoformat()
+    tails = [
+        f"{item.kind},{'' if item.kind == ranking.KIND_REWARD else item.pk},"
+        f"{item.pk if item.kind == ranking.KIND_REWARD else ''},{program.pk},{stamp}"
+        for item in items.items
+    ]
+    return "".join(
+        f"{member},{rank},{score!r},{tails[k]}\n"
+        for member, rank, score, k in zip(
+            rows.member_ids[start:stop].tolist(),
+            rows.ranks[start:stop].tolist(),
+            rows.scores[start:stop].tolist(),
+            rows.positions[start:stop].tolist(),
+            strict=True,
+        )
+    )
+
+
+def _write(program: Program, items: ranking.Items, rows: Ranked, now: dt.datetime) -> None:
+    table = connection.ops.quote_name(MemberOfferRank._meta.db_table)
     with transaction.atomic():
         if _pg():  # one writer at a time (readers go on); a concurrent run waits, then replaces these rows
             with connection.cursor() as cursor:
-                cursor.execute(f"LOCK TABLE {connection.ops.quote_name(table)} IN EXCLUSIVE MODE")
+                cursor.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
         others = MemberOfferRank.objects.exclude(program_id=program.pk).exists()
         if _pg() and not others:
             with connection.cursor() as cursor:
-                cursor.execute(f"TRUNCATE {connection.ops.quote_name(table)}")
+                cursor.execute(f"TRUNCATE {table}")
         else:
             MemberOfferRank.objects.filter(program_id=program.pk).delete()
-        if rows.empty:
+        if not len(rows.member_ids):
             return
         if _pg():
-            frame = rows.assign(program_id=program.pk, computed_at=now.isoformat())
-            columns = ["program_id", "member_id", "rank", "kind", "offer_id", "reward_id", "score", "computed_at"]
-            frame["offer_id"] = frame["offer_id"].astype("Int64")
-            frame["reward_id"] = frame["reward_id"].astype("Int64")
-            text = frame[columns].to_csv(index=False, header=False)
+            columns = "member_id, rank, score, kind, offer_id, reward_id, program_id, computed_at"
             with (
                 connection.cursor() as cursor,
-                cursor.cursor.copy(
-                    f"COPY {connection.ops.quote_name(table)} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
-                ) as copy,
+                cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy,
             ):
-                copy.write(text)
-        else:
-            MemberOfferRank.objects.bulk_create(
-                [
-                    MemberOfferRank(
-                        program_id=program.pk,
-                        member_id=int(r.member_id),
-                        rank=int(r.rank),
-                        kind=r.kind,
-                        offer_id=None if pd.isna(r.offer_id) else int(r.offer_id),
-                        reward_id=None if pd.isna(r.reward_id) else int(r.reward_id),
-                        score=float(r.score),
-                        computed_at=now,
-                    )
-                    for r in rows.itertuples(index=False)
-                ],
-                batch_size=1000,
-            )
+                for start in range(0, len(rows.member_ids), COPY_BATCH):
+                    copy.write(_copy_text(program, items, rows, now, start, start + COPY_BATCH))
+            return
+        kinds = [item.kind for item in items.items]
+        MemberOfferRank.objects.bulk_create(
+            [
+                MemberOfferRank(
+                    program_id=program.pk,
+                    member_id=member,
+                    rank=rank,
+                    kind=kinds[k],
+                    offer_id=None if kinds[k] == ranking.KIND_REWARD else items.items[k].pk,
+                    reward_id=items.items[k].pk if kinds[k] == ranking.KIND_REWARD else None,
+                    score=score,
+                    computed_at=now,
+                )
+                for member, rank, score, k in zip(
+                    rows.member_ids.tolist(),
+                    rows.ranks.tolist(),
+                    rows.scores.tolist(),
+                    rows.positions.tolist(),
+                    strict=True,
+                )
+            ],
+            batch_size=1000,
+        )
 
 
 def member_offer_ranks_compute(
@@ -442,8 +477,7 @@ def member_offer_ranks_compute(
     t = time.perf_counter()
     member_ids = members["member_id"].to_numpy()
     point_value, earn_rate = money_value(program.point_value), money_value(program.earn_rate)
-    kinds = np.where(items.is_reward, ranking.KIND_REWARD, ranking.KIND_OFFER)
-    parts = []
+    parts: list[tuple[np.ndarray, ...]] = []
     order_stale = np.argsort(stale_rows, kind="stable")
     stale_rows, stale_cols = stale_rows[order_stale], stale_cols[order_stale]
     for low in range(0, len(members), chunk):
@@ -464,23 +498,14 @@ def member_offer_ranks_compute(
         best = ranking.order(items=items, total=scores.total, limit=top)
         row, rank = np.nonzero(best >= 0)
         cols = best[row, rank]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "member_id": member_ids[low + row],
-                    "rank": rank + 1,
-                    "kind": kinds[cols],
-                    "offer_id": np.where(items.is_reward[cols], np.nan, items.pks[cols]),
-                    "reward_id": np.where(items.is_reward[cols], items.pks[cols], np.nan),
-                    "score": scores.total[row, cols],
-                }
-            )
-        )
-    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        parts.append((member_ids[low + row], rank + 1, cols, scores.total[row, cols]))
+    rows = Ranked(
+        *(np.concatenate([part[i] for part in parts]) if parts else np.zeros(0, dtype=np.int64) for i in range(4))
+    )
     run.timings["score_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    _write(program, rows, now)
-    run.rows = len(rows)
+    _write(program, items, rows, now)
+    run.rows = len(rows.member_ids)
     run.timings["write_s"] = time.perf_counter() - t
     run.timings["total_s"] = time.perf_counter() - started
     return run
