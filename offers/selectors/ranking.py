@@ -21,6 +21,7 @@ from django.db.models import (
     Count,
     Exists,
     F,
+    FloatField,
     OuterRef,
     Prefetch,
     Subquery,
@@ -28,6 +29,7 @@ from django.db.models import (
     Value,
     prefetch_related_objects,
 )
+from django.db.models.functions import Cast, Round
 
 from loyalty.core import clock
 from loyalty.core.config import config_cached
@@ -268,6 +270,12 @@ def history_since(now: dt.datetime) -> dt.datetime:
     return now - dt.timedelta(days=ranking.HISTORY_DAYS)
 
 
+def _cents(expression) -> Cast:
+    """Money as whole cents in a float: sums of integers are exact in any order, so one member's
+    figures here and the batch's grouped sums are the same floats."""
+    return Cast(Round(expression * 100), FloatField())
+
+
 def member_history(*, member: Member, program: Program, skus: tuple[str, ...], now: dt.datetime) -> History:
     """Spend per category in the window and the typical basket in one statement (the basket as
     two scalar subqueries beside the grouped lines); spend on the named SKUs in a second one,
@@ -276,7 +284,7 @@ def member_history(*, member: Member, program: Program, skus: tuple[str, ...], n
     lines = PurchaseLine.objects.filter(
         purchase__member_id=member.pk, purchase__program_id=program.pk, purchase__occurred_at__gte=since
     )
-    spend = F("amount") - F("discount")
+    spend = _cents(F("amount") - F("discount"))
     kept = (
         Purchase.objects.filter(member_id=member.pk, program_id=program.pk, occurred_at__gte=since)
         .filter(purchase_counts())
@@ -288,26 +296,22 @@ def member_history(*, member: Member, program: Program, skus: tuple[str, ...], n
         .values("category")
         .annotate(
             v=Sum(spend),
-            kept=Subquery(kept.annotate(s=Sum(F("eligible_amount") - F("returned_amount"))).values("s")),
+            kept=Subquery(kept.annotate(s=Sum(_cents(F("eligible_amount") - F("returned_amount")))).values("s")),
             n=Subquery(kept.annotate(n=Count("id")).values("n")),
         )
         .values_list("category", "v", "kept", "n")
     )
-    exact = {category: v for category, v, _, _ in rows}
-    category_spend = {c: float(v) for c, v in exact.items()}
+    category_spend = {category or "": float(v) for category, v, _, _ in rows}
     sku_spend: dict[str, float] = {}
     if skus and rows:
         sku_spend = {
             s: float(v)
             for s, v in lines.filter(sku__in=skus).values("sku").annotate(v=Sum(spend)).values_list("sku", "v")
         }
-    kept_spend, count = (rows[0][2], rows[0][3]) if rows else (None, 0)
-    basket = float(kept_spend) / count if count else ranking.DEFAULT_BASKET
+    kept_cents, count = (rows[0][2], rows[0][3]) if rows else (None, 0)
+    basket = float(kept_cents) / 100 / count if count else ranking.DEFAULT_BASKET
     return History(
-        total=float(sum(exact.values(), Decimal("0"))),
-        category_spend=category_spend,
-        sku_spend=sku_spend,
-        basket=basket,
+        total=sum(category_spend.values()), category_spend=category_spend, sku_spend=sku_spend, basket=basket
     )
 
 

@@ -267,47 +267,58 @@ def _personal(program: Program, members: pd.DataFrame, items: ranking.Items, now
         Consent.objects.filter(purpose=ConsentPurpose.PERSONALIZATION, channel="", granted=True).values("member_id")
     )
     line, purchase = PurchaseLine._meta.db_table, Purchase._meta.db_table
-    net = "(l.amount - l.discount)"
     float_type = "DOUBLE PRECISION" if _pg() else "REAL"
-    sums, sum_params = [f"SUM({net})"], []
-    for name, column in [(c, "category") for c in items.categories] + [(s, "sku") for s in items.skus]:
-        sums.append(f"SUM(CASE WHEN l.{column} = %s THEN {net} ELSE 0 END)")
-        sum_params.append(name)
-    columns = ["member_id", "total", *[f"c{i}" for i in range(len(items.categories))]]
-    columns += [f"s{i}" for i in range(len(items.skus))]
-    select = ", ".join(["p.member_id", *(f"CAST({expr} AS {float_type})" for expr in sums)])
-    history = _frame(
-        f"SELECT {select} FROM {line} l JOIN {purchase} p ON p.id = l.purchase_id "  # noqa: S608
-        f"WHERE p.program_id = %s AND p.occurred_at >= %s AND p.member_id IN ({consent_sql}) GROUP BY p.member_id",
-        [*sum_params, program.pk, since, *consent_params],
-        columns,
+    # whole cents as floats: sums of integers are exact in any order, as in ``member_history``
+    cents = f"CAST(ROUND((l.amount - l.discount) * 100) AS {float_type})"
+    joined = (
+        f"FROM {line} l JOIN {purchase} p ON p.id = l.purchase_id "
+        f"WHERE p.program_id = %s AND p.occurred_at >= %s AND p.member_id IN ({consent_sql})"
     )
-    if not history.empty:
-        rows = position.reindex(history["member_id"].to_numpy()).dropna().astype("int64").to_numpy()
-        keep = position.reindex(history["member_id"].to_numpy()).notna().to_numpy()
-        history = history[keep]
-        total = history["total"].to_numpy(dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for i in range(len(items.categories)):
-                out["category_share"][rows, i] = np.where(total > 0, history[f"c{i}"].to_numpy(float) / total, 0.0)
-            for i in range(len(items.skus)):
-                out["sku_share"][rows, i] = np.where(total > 0, history[f"s{i}"].to_numpy(float) / total, 0.0)
+    spend = _frame(
+        f"SELECT p.member_id, l.category, SUM({cents}) {joined} GROUP BY p.member_id, l.category",  # noqa: S608
+        [program.pk, since, *consent_params],
+        ["member_id", "name", "cents"],
+    )
+    sku_spend = pd.DataFrame({"member_id": [], "name": [], "cents": []})
+    if items.skus and not spend.empty:
+        marks = ", ".join(["%s"] * len(items.skus))
+        sku_spend = _frame(
+            f"SELECT p.member_id, l.sku, SUM({cents}) {joined} AND l.sku IN ({marks}) GROUP BY p.member_id, l.sku",  # noqa: S608
+            [program.pk, since, *consent_params, *items.skus],
+            ["member_id", "name", "cents"],
+        )
+    if not spend.empty:
+        spend["name"] = spend["name"].fillna("").astype(str)
+        totals = spend.groupby("member_id", sort=False)["cents"].sum()
+        for frame, names, target in (
+            (spend, items.categories, out["category_share"]),
+            (sku_spend, items.skus, out["sku_share"]),
+        ):
+            if frame.empty or not names:
+                continue
+            column = frame["name"].astype(str).map({name: i for i, name in enumerate(names)})
+            row = position.reindex(frame["member_id"].to_numpy()).to_numpy()
+            total = totals.reindex(frame["member_id"].to_numpy()).to_numpy(dtype=float)
+            keep = column.notna().to_numpy() & ~np.isnan(row) & (total > 0)
+            target[row[keep].astype(np.int64), column.to_numpy()[keep].astype(np.int64)] = (
+                frame["cents"].to_numpy(dtype=float)[keep] / total[keep]
+            )
     kept_sql, kept_params = _query_sql(
         Purchase.objects.filter(program_id=program.pk, occurred_at__gte=since)
         .filter(purchase_counts())
         .values("member_id", "eligible_amount", "returned_amount")
     )
     baskets = _frame(
-        f"SELECT k.member_id, CAST(SUM(k.eligible_amount - k.returned_amount) AS {float_type}), COUNT(*) "  # noqa: S608
-        f"FROM ({kept_sql}) k WHERE k.member_id IN ({consent_sql}) GROUP BY k.member_id",
+        f"SELECT k.member_id, SUM(CAST(ROUND((k.eligible_amount - k.returned_amount) * 100) AS {float_type})), "  # noqa: S608
+        f"COUNT(*) FROM ({kept_sql}) k WHERE k.member_id IN ({consent_sql}) GROUP BY k.member_id",
         [*kept_params, *consent_params],
-        ["member_id", "spend", "n"],
+        ["member_id", "cents", "n"],
     )
     if not baskets.empty:
         rows = position.reindex(baskets["member_id"].to_numpy())
         keep = rows.notna().to_numpy()
         n = baskets["n"].to_numpy(float)[keep]
-        out["basket"][rows.dropna().astype("int64").to_numpy()] = baskets["spend"].to_numpy(float)[keep] / n
+        out["basket"][rows.dropna().astype("int64").to_numpy()] = baskets["cents"].to_numpy(float)[keep] / 100 / n
     balances = _frame(
         *_query_sql(
             Account.objects.filter(program_id=program.pk, kind=AccountKind.MEMBER).values_list("member_id", "available")
