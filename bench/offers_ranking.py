@@ -291,7 +291,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def one_member(samples: int) -> tuple[list[float], list[float]]:
+def one_member(samples: int) -> tuple[list[float], list[float], list[float]]:
     from django.test import Client
 
     from loyalty.core.config import config_scope
@@ -311,12 +311,13 @@ def one_member(samples: int) -> tuple[list[float], list[float]]:
     for pk in picks[:20]:  # warm caches and the connection
         with config_scope():
             offers_for_member(member=members[pk], channel="api")
-    selector = []
+    selector, cpu = [], []
     for pk in picks:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         with config_scope():
             offers_for_member(member=members[pk], channel="api")
         selector.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
     partner, _, raw = partner_key_create(partner_name="Bench partner", scopes=["read"])
     client = Client(HTTP_AUTHORIZATION=f"Api-Key {raw}")
     api = []
@@ -335,7 +336,19 @@ def one_member(samples: int) -> tuple[list[float], list[float]]:
         response = client.get(f"/api/v1/members/{members[pk].member_number}/offers/")
         api.append((time.perf_counter() - t) * 1000)
         assert response.status_code == 200, response.content[:300]
-    return selector, api
+    return selector, cpu, api
+
+
+def print_one(selector: list[float], cpu: list[float], api: list[float]) -> None:
+    print(
+        f"one member, offers_for_member: p50 {statistics.median(selector):.1f} ms, p99 {percentile(selector, 0.99):.1f} ms "
+        f"over {len(selector)} members (target p99 < 20 ms); this process's CPU per call p50 "
+        f"{statistics.median(cpu):.1f} ms, p99 {percentile(cpu, 0.99):.1f} ms"
+    )
+    print(
+        f"one member, GET /api/v1/members/{{n}}/offers/ through Django: p50 {statistics.median(api):.1f} ms, "
+        f"p99 {percentile(api, 0.99):.1f} ms over {len(api)} calls"
+    )
 
 
 def main() -> None:
@@ -345,6 +358,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=500)
     parser.add_argument("--top", type=int, default=5)
     parser.add_argument("--reuse", action="store_true", help="keep the data of an earlier run of the same size")
+    parser.add_argument("--skip-batch", action="store_true", help="measure one member only")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -371,7 +385,10 @@ def main() -> None:
             f"lines in {time.perf_counter() - started:.0f} s (not part of the figures)"
         )
 
-    selector, api = one_member(args.samples)
+    selector, cpu, api = one_member(args.samples)
+    if args.skip_batch:
+        print_one(selector, cpu, api)
+        return
     t = time.perf_counter()
     run = member_offer_ranks_compute(top=args.top)
     batch_s = time.perf_counter() - t
@@ -380,14 +397,7 @@ def main() -> None:
         f"base: {args.members:,} members, {args.purchases:,} purchases, 200 live offers, 20 rewards "
         f"(PostgreSQL, {os.cpu_count()} cores)"
     )
-    print(
-        f"one member, offers_for_member: p50 {statistics.median(selector):.1f} ms, p99 {percentile(selector, 0.99):.1f} ms "
-        f"over {len(selector)} members (target p99 < 20 ms)"
-    )
-    print(
-        f"one member, GET /api/v1/members/{{n}}/offers/ through Django: p50 {statistics.median(api):.1f} ms, "
-        f"p99 {percentile(api, 0.99):.1f} ms over {len(api)} calls"
-    )
+    print_one(selector, cpu, api)
     timings = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in run.timings.items())
     print(
         f"batch ranking of {run.members:,} members ({run.personalized:,} personalized, {run.profiles} eligibility "
