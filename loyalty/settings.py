@@ -199,6 +199,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "messaging-outbox-sweep": {"task": "messaging.outbox_sweep", "schedule": 30},
     "messaging-send-sweep": {"task": "messaging.send_sweep", "schedule": 60},
     "messaging-expiring-reminders": {"task": "messaging.expiring_reminders", "schedule": crontab(hour=7, minute=0)},
+    "offers-nightly-ranking": {"task": "offers.rank_offers_for_members", "schedule": crontab(hour=3, minute=15)},
 }
 
 # Nightly set-based jobs walk disjoint windows of accounts / members on this many PostgreSQL

@@ -1,5 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 from import_export.admin import ImportExportModelAdmin
 
 from loyalty.activity.services import enrollment_record
@@ -52,7 +54,15 @@ class MemberAdmin(ImportExportModelAdmin):
     list_filter = ("status", "enrollment_source", ("enrolled_at", admin.DateFieldListFilter))
     search_fields = ("=member_number", "email", "first_name", "last_name", "=external_id")
     date_hierarchy = "enrolled_at"
-    readonly_fields = ("member_number", "referral_code", "status", "enrolled_at", "enrollment_source", "updated_at")
+    readonly_fields = (
+        "member_number",
+        "referral_code",
+        "status",
+        "enrolled_at",
+        "enrollment_source",
+        "updated_at",
+        "offers_ranking",
+    )
     raw_id_fields = ("user", "referred_by")
     inlines = [ConsentEventInline]
     fieldsets = (
@@ -91,6 +101,7 @@ class MemberAdmin(ImportExportModelAdmin):
             },
         ),
         ("Portal", {"fields": ("user", "referred_by", "updated_at")}),
+        ("Offers", {"fields": ("offers_ranking",)}),
     )
     actions = [
         action_with_reason(
@@ -104,6 +115,13 @@ class MemberAdmin(ImportExportModelAdmin):
             service=services.member_erase, description="Erase personal data of selected members", name="erase_members"
         ),
     ]
+
+    @admin.display(description="Offers ranking")
+    def offers_ranking(self, obj):
+        if not obj.pk:
+            return "-"
+        url = reverse("admin:offers_member_ranking", args=[obj.pk])
+        return format_html('<a href="{}">Why these offers: the ranking with its scores and reasons</a>', url)
 
     def has_delete_permission(self, request, obj=None):
         return False  # members are closed or erased, never deleted (their ledger stays)

@@ -407,3 +407,41 @@ class CouponUse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.coupon_id} used {self.used_at:%Y-%m-%d}"
+
+
+class MemberOfferRank(models.Model):
+    """One row of the batch ranking (``offers.services.ranking.member_offer_ranks_compute``): a
+    member's top N offers and rewards, scored as ``offers_for_member`` scores them, when the job
+    ran. For campaign messages and set-based reads; every run replaces the program's rows. Written
+    with COPY: no database foreign-key checks (the ORM still cascades)."""
+
+    program = models.ForeignKey(
+        "ledger.Program", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    rank = models.PositiveSmallIntegerField(help_text="1 is shown first")
+    kind = models.CharField(max_length=10)
+    offer = models.ForeignKey(
+        Offer, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    reward = models.ForeignKey(
+        Reward, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    score = models.FloatField()
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["member", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["member", "program", "rank"], name="member_offer_rank_unique"),
+            models.CheckConstraint(
+                condition=Q(kind="offer", offer__isnull=False, reward__isnull=True)
+                | Q(kind="reward", offer__isnull=True, reward__isnull=False),
+                name="member_offer_rank_offer_or_reward",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} #{self.rank}: {self.kind} {self.offer_id or self.reward_id}"

@@ -1,7 +1,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from loyalty.api import views, views_offers
+from loyalty.api import views, views_offers, views_ranking
 from loyalty.core.config import config_scoped
 
 v1 = [
@@ -9,6 +9,11 @@ v1 = [
     path("members/<str:member_number>/", config_scoped(views.MemberDetailView.as_view()), name="member"),
     path("members/<str:member_number>/balance/", config_scoped(views.BalanceView.as_view()), name="member-balance"),
     path("members/<str:member_number>/entries/", config_scoped(views.EntriesView.as_view()), name="member-entries"),
+    path(
+        "members/<str:member_number>/offers/",
+        config_scoped(views_ranking.MemberOffersView.as_view()),
+        name="member-offers",
+    ),
     path("purchases/", config_scoped(views.PurchasesView.as_view()), name="purchases"),
     path("returns/", config_scoped(views.ReturnsView.as_view()), name="returns"),
     path("redemptions/", config_scoped(views.RedemptionsView.as_view()), name="redemptions"),

@@ -2,5 +2,6 @@
 
 from offers.admin import (
     offers,  # noqa: F401 - offers, offer redemptions and activations
+    ranking,  # noqa: F401 - why these offers for a member
     rewards,  # noqa: F401 - rewards, reward redemptions, coupon batches, coupons, uses
 )

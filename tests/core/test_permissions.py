@@ -74,6 +74,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "messaging.MessagingPolicy": {"Marketing": "view add change", "Support": READ, "Analyst": READ},
     "messaging.ContactPreference": {"Marketing": READ, "Support": "view change", "Analyst": READ},
     "messaging.Message": {"Marketing": READ, "Support": READ, "Analyst": READ},
+    "offers.MemberOfferRank": {"Marketing": READ, "Support": READ, "Analyst": READ},
 }
 STAFF_ROLES = [*ROLES, "no role"]
 
