@@ -15,10 +15,13 @@ from loyalty.ledger.models import Account, Entry, EntryKind, Program
 from loyalty.portal import cards
 from loyalty.tiers.selectors import TierProgress, tier_progress
 from members.models import Member
-from offers.models import Coupon, RedemptionState, Reward, RewardKind, RewardRedemption
+from offers.models import Coupon, Offer, RedemptionState, Reward, RewardKind, RewardRedemption
 from offers.selectors.catalog import CatalogItem, WalletCoupon, coupon_wallet, reward_catalog
+from offers.selectors.ranking import RankedItem, offers_for_member
 
 EXPIRING_WITHIN_DAYS = 90
+HOME_OFFERS = 3
+PORTAL_CHANNEL = "portal"
 RECENT_ACTIVITY = 5
 HISTORY_PAGE_SIZE = 20
 
@@ -82,6 +85,7 @@ class Home:
     keep: list[Bar] | None
     recent: list[HistoryLine] = field(default_factory=list)
     rewards_near: list[RewardCard] = field(default_factory=list)
+    for_you: list[RankedItem] = field(default_factory=list)
 
 
 def member_program_account(*, member: Member) -> tuple[Program, Account | None]:
@@ -170,6 +174,7 @@ def home(*, member: Member) -> Home:
         keep=keep,
         recent=recent,
         rewards_near=rewards_within_reach(rewards(member=member, program=program, account=account)),
+        for_you=offers_for_you(member=member, limit=HOME_OFFERS),
     )
 
 
@@ -442,4 +447,23 @@ def reward_redemption_of(*, member: Member, reward_redemption_id: int) -> Reward
     )
     if found is None:
         raise NotFound("No such reward redemption", code="reward_redemption_not_found")
+    return found
+
+
+# --- offers for you ---------------------------------------------------------------------------------
+
+
+def offers_for_you(*, member: Member, limit: int | None = None) -> list[RankedItem]:
+    """The member's offers and rewards, best first, with the reasons in plain words (the ranking's
+    ``offers_for_member`` for the portal channel); ``limit`` for the home page."""
+    return offers_for_member(member=member, channel=PORTAL_CHANNEL, limit=limit)
+
+
+def offer_to_activate(*, member: Member, offer_id: int) -> Offer:
+    """An offer of the member's program (the service says whether they may activate it); any other
+    id is 404."""
+    program, _account = member_program_account(member=member)
+    found = Offer.objects.filter(pk=offer_id, program=program).first()
+    if found is None:
+        raise NotFound("No such offer", code="offer_not_found")
     return found

@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import reverse, reverse_lazy
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from loyalty.core import clock
 from loyalty.core.errors import ApplicationError, NotFound
@@ -26,7 +26,9 @@ from members.models import ConsentChannel, ConsentPurpose, Member
 from members.selectors import consent_history, consent_state
 from members.services import member_export, redemption_code_issue
 from offers.models import RedemptionState
+from offers.services import offers as offer_services
 from offers.services import rewards as offer_rewards
+from offers.services.impressions import offer_impressions_record
 
 
 def member_required(view):
@@ -160,10 +162,18 @@ def account_closed(request: HttpRequest) -> HttpResponse:
 # --- member pages -----------------------------------------------------------------------------
 
 
+def _shown(request: HttpRequest, response: HttpResponse, items) -> HttpResponse:
+    """After a page rendered the ranking's items: count them as shown to the member (novelty)."""
+    if items:
+        offer_impressions_record(member=request.member, items=items, channel=selectors.PORTAL_CHANNEL)
+    return response
+
+
 @require_GET
 @member_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/home.html", {"home": selectors.home(member=request.member), "nav": "home"})
+    home = selectors.home(member=request.member)
+    return _shown(request, render(request, "portal/home.html", {"home": home, "nav": "home"}), home.for_you)
 
 
 @require_http_methods(["GET", "POST"])
@@ -319,7 +329,7 @@ def erase_account(request: HttpRequest) -> HttpResponse:
 
 # --- rewards and the coupon wallet ------------------------------------------------------------
 
-PORTAL_CHANNEL = "portal"
+PORTAL_CHANNEL = selectors.PORTAL_CHANNEL
 
 
 @require_GET
@@ -415,3 +425,33 @@ def reward_cancel(request: HttpRequest, reward_redemption_id: int) -> HttpRespon
             messages.success(request, f"{found.reward.name} cancelled: {found.points:,} points are back.")
         return redirect("portal:wallet")
     return render(request, "portal/reward_cancel.html", {"found": found, "nav": "rewards"})
+
+
+# --- offers -----------------------------------------------------------------------------------
+
+BACK_TO = {"home": "portal:home", "offers": "portal:offers"}
+
+
+@require_GET
+@member_required
+def offers(request: HttpRequest) -> HttpResponse:
+    items = selectors.offers_for_you(member=request.member)
+    return _shown(request, render(request, "portal/offers.html", {"items": items, "nav": "offers"}), items)
+
+
+@require_POST
+@member_required
+def offer_activate(request: HttpRequest, offer_id: int) -> HttpResponse:
+    """One tap: the member activates (clips) an offer that needs it; again is harmless. A refusal
+    (ended, not for this member) is a message, nothing changed."""
+    try:
+        offer = selectors.offer_to_activate(member=request.member, offer_id=offer_id)
+    except NotFound:
+        raise Http404("No such offer") from None
+    try:
+        offer_services.offer_activate(member=request.member, offer=offer, channel=PORTAL_CHANNEL)
+    except ApplicationError as error:
+        messages.error(request, f"{offer.name}: {error.message}.")
+    else:
+        messages.success(request, f"{offer.name} is active: it applies to your next purchases.")
+    return redirect(BACK_TO.get(request.POST.get("back", ""), "portal:offers"))

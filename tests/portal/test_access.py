@@ -24,6 +24,7 @@ MEMBER_PAGES = [
     "/my-data/export.zip",
     "/my-data/close/",
     "/my-data/erase/",
+    "/offers/",
     "/rewards/",
     "/wallet/",
 ]
@@ -68,7 +69,7 @@ def test_public_pages_need_no_login(client, program, url):
     assert client.get(url).status_code == 200
 
 
-@pytest.mark.parametrize("url", MEMBER_PAGES[:5] + ["/my-data/close/", "/rewards/", "/wallet/"])
+@pytest.mark.parametrize("url", MEMBER_PAGES[:5] + ["/my-data/close/", "/offers/", "/rewards/", "/wallet/"])
 def test_member_pages_carry_the_policy_and_run_no_inline_script(member_client, url):
     response = member_client.get(url)
 
@@ -88,7 +89,8 @@ def test_public_pages_carry_the_policy_and_run_no_inline_script(client, program,
 # Queries per page, pinned: the session and its user, the member, then the page's own reads
 # (configuration reads are cached; the first request in a test warms them).
 QUERY_BUDGET = {
-    "/home/": 15,
+    "/home/": 25,
+    "/offers/": 13,
     "/card/": 3,
     "/history/": 7,
     "/history/?kind=earn&since=2020-01-01": 7,

@@ -14,7 +14,7 @@ from loyalty.ledger.models import Account
 from offers.models import Coupon, CouponStatus, RedemptionState, RewardRedemption
 from offers.services.coupons import coupon_redeem
 from offers.services.rewards import reward_redeem
-from tests.offers.conftest import reward_make
+from tests.offers.conftest import offer_make, reward_make
 from tests.portal.conftest import logged_in
 
 pytestmark = pytest.mark.django_db
@@ -206,9 +206,9 @@ def test_another_members_redemption_and_coupon_are_404(program, member, other_me
     assert done.coupon.code not in intruder.get("/wallet/").content.decode()
 
 
-# Queries per page, pinned with rewards and coupons in the catalog and the wallet: the same with
+# Queries per page, pinned with offers, rewards and coupons in the ranking, the catalog and the wallet: the same with
 # three times as many.
-REWARD_PAGE_BUDGET = {"/home/": 24, "/rewards/": 15, "/wallet/": 5}
+REWARD_PAGE_BUDGET = {"/home/": 40, "/offers/": 19, "/rewards/": 16, "/wallet/": 5}
 
 
 @pytest.mark.parametrize(("url", "budget"), REWARD_PAGE_BUDGET.items())
@@ -221,6 +221,7 @@ def test_reward_pages_make_a_constant_number_of_queries(
         for n in range(2):
             reward_make(name=f"Cheap {n}", points_cost=100, stock=5, per_member_limit=3)
             reward_make(name=f"Dear {n}", points_cost=50_000)
+            offer_make(name=f"Offer {n}", requires_activation=n == 0)
             reward_redeem(
                 member=member,
                 reward=reward_make(points_cost=10),
