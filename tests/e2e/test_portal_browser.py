@@ -178,3 +178,32 @@ def test_redeem_a_reward_see_the_coupon_and_cancel_it(request, program, size):
     assert "500 points are back" in page.locator("main").inner_text()
     found.refresh_from_db()
     assert found.status == RedemptionState.CANCELLED
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_activate_an_offer_for_you_with_one_tap(request, program, size):
+    from offers.models import OfferActivation
+    from tests.offers.conftest import offer_make
+
+    page = request.getfixturevalue(size)
+    member = make_member(email="ola@example.com")
+    shop(member, amount="30.00")
+    offer = offer_make(
+        name="Double points on dairy",
+        requires_activation=True,
+        benefit_kind="bonus_multiplier",
+        benefit_multiplier=2,
+        scope_categories=["DAIRY"],
+    )
+    offer_make(name="Ten bonus points", benefit_points=10)
+    log_in(page, "ola@example.com", PASSWORD)
+    check_page(page, "home-for-you")
+    assert "Double points on dairy" in page.locator("#for-you-title + ul").inner_text()
+
+    page.get_by_role("link", name="Offers", exact=True).click()
+    check_page(page, "offers")
+    page.get_by_role("button", name="Activate Double points on dairy").click()
+    page.wait_for_url("**/offers/")
+    assert "Double points on dairy is active" in page.locator("main").inner_text()
+    assert OfferActivation.objects.filter(member=member, offer=offer, channel="portal").count() == 1
+    check_page(page, "offers-activated")
