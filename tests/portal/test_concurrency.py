@@ -1,6 +1,6 @@
 """Two clients at once on the portal (threads, each with its own PostgreSQL connection): one
 join per email, one consent event per change, one redemption per confirmation, the last item of
-stock to one member, one refund per cancel."""
+stock to one member, one refund per cancel, one activation per offer."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from loyalty.ledger.selectors import program_default
 from loyalty.partners.models import OutboxEvent
 from loyalty.portal.forms import consent_field_name
 from members.models import ConsentEvent, Member
-from offers.models import RedemptionState, Reward, RewardRedemption
+from offers.models import OfferActivation, RedemptionState, Reward, RewardRedemption
 from offers.services.rewards import reward_redeem
 from tests.concurrency import run_together
-from tests.offers.conftest import reward_make
+from tests.offers.conftest import offer_make, reward_make
 from tests.portal.conftest import PASSWORD, logged_in, make_member
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -106,3 +106,15 @@ def test_one_cancel_sent_from_8_connections_refunds_once():
     done.refresh_from_db()
     assert done.status == RedemptionState.CANCELLED and member.accounts.get().available == 1000
     assert OutboxEvent.objects.filter(event_type="reward.cancelled").count() == 1
+
+
+def test_one_activate_tap_sent_from_8_connections_activates_once():
+    demo_program_configure()
+    member = make_member()
+    offer = offer_make(requires_activation=True)
+    clients = [logged_in(member) for _ in range(8)]
+
+    responses = run_together(8, lambda i: clients[i].post(f"/offers/{offer.pk}/activate/"))
+
+    assert [r.status_code for r in responses] == [302] * 8
+    assert OfferActivation.objects.filter(member=member, offer=offer).count() == 1
