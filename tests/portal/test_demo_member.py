@@ -35,3 +35,6 @@ def test_demo_member_logs_in_and_sees_the_households_points_and_history(capsys):
     near = next(c for c in rewards.within_reach if c.reward.name == NEAR_REWARD)
     assert 0 < near.points_missing < near.reward.points_cost * 0.1 and 90 <= near.percent < 100
     assert NEAR_REWARD in home and "Rewards within reach" in home
+    offers = client.get("/offers/").context["items"]
+    assert any(i.kind == "offer" for i in offers) and "For you" in home
+    assert any(i.needs_activation for i in offers)  # the clip-and-earn offer: Activate
