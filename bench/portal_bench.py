@@ -32,6 +32,9 @@ PAGES = [
     "/my-data/consents/",
     "/my-data/export.json",
     "/my-data/export.zip",
+    "/offers/",
+    "/rewards/",
+    "/wallet/",
 ]
 TARGET_MS = 150
 
@@ -81,6 +84,11 @@ def main() -> None:
         print(f"loading the demo ({args.households} households) once ...", flush=True)
         call_command("load_demo", households=args.households, verbosity=0)
         member = Member.objects.select_related("user").get(external_id=MEMBER_HOUSEHOLD)
+    from loyalty.imports.management.commands.load_demo import NEAR_REWARD
+    from offers.models import Reward
+
+    near = Reward.objects.filter(name=NEAR_REWARD).first()
+    pages = PAGES + ([f"/rewards/{near.pk}/redeem/"] if near else [])
     entries = Entry.objects.filter(account__member=member).count()
     print(f"demo member {member.member_number} (household {MEMBER_HOUSEHOLD}): {entries} ledger entries")
 
@@ -88,7 +96,7 @@ def main() -> None:
     client.force_login(member.user)
     print(f"{'page':<28}{'median ms':>10}{'p95 ms':>9}{'queries':>9}  target < {TARGET_MS} ms")
     worst = 0.0
-    for page in PAGES:
+    for page in pages:
         response = client.get(page)
         assert response.status_code == 200, (page, response.status_code)
         timings = []
