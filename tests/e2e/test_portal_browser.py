@@ -155,7 +155,7 @@ def test_redeem_a_reward_see_the_coupon_and_cancel_it(request, program, size):
     log_in(page, "rob@example.com", PASSWORD)
     assert "Coffee for two" in page.locator("#near-title + ul").inner_text()
 
-    page.get_by_role("link", name="Rewards", exact=True).click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Rewards").click()
     check_page(page, "rewards")
     assert "4,300 more points needed" in page.locator("main").inner_text()
     page.get_by_role("link", name="Redeem Coffee for two").click()
@@ -200,7 +200,7 @@ def test_activate_an_offer_for_you_with_one_tap(request, program, size):
     check_page(page, "home-for-you")
     assert "Double points on dairy" in page.locator("#for-you-title + ul").inner_text()
 
-    page.get_by_role("link", name="Offers", exact=True).click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Offers").click()
     check_page(page, "offers")
     page.get_by_role("button", name="Activate Double points on dairy").click()
     page.wait_for_url("**/offers/")
