@@ -174,7 +174,8 @@ def home(*, member: Member) -> Home:
         keep=keep,
         recent=recent,
         rewards_near=rewards_within_reach(rewards(member=member, program=program, account=account)),
-        for_you=offers_for_you(member=member, limit=HOME_OFFERS),
+        # the offers only: the rewards have their own panel just above
+        for_you=[item for item in offers_for_you(member=member) if item.kind == "offer"][:HOME_OFFERS],
     )
 
 

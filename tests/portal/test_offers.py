@@ -23,17 +23,18 @@ def text(response) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
 
 
-def test_home_shows_the_top_offers_for_you_with_their_reasons(program, member, member_client):
+def test_home_shows_the_top_three_offers_for_you_with_their_reasons_and_no_rewards(program, member, member_client):
     for n in range(5):
         offer_make(name=f"Offer {n}", priority=n, benefit_points=10 * (n + 1))
-    ranked = offers_for_member(member=member, channel="portal", limit=3)
+    reward_make(name="Coffee", points_cost=10)  # in its own panel, "Rewards within reach"
+    ranked = [i for i in offers_for_member(member=member, channel="portal") if i.kind == "offer"][:3]
 
     page = text(member_client.get("/home/"))
 
-    assert "For you" in page
+    for_you = page.split("For you")[1].split("All offers")[0]
     for item in ranked:
-        assert item.title in page and item.reasons[0] in page
-    assert len(ranked) == 3 and sum(f"Offer {n}" in page for n in range(5)) == 3
+        assert item.title in for_you and item.reasons[0] in for_you
+    assert sum(f"Offer {n}" in for_you for n in range(5)) == 3 and "Coffee" not in for_you
 
 
 def test_the_offers_page_lists_every_ranked_item(program, member, member_client):
