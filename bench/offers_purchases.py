@@ -244,7 +244,12 @@ def _in_process(args: argparse.Namespace, members: list[str], key: str) -> None:
             for _ in range(len(members)):  # warm: configuration cached, every member seen
                 post()
             seen: list[str] = []
-            with connection.execute_wrapper(lambda execute, sql, *rest: seen.append(sql) or execute(sql, *rest)):
+
+            def record(execute, sql, *rest, seen=seen):
+                seen.append(sql)
+                return execute(sql, *rest)
+
+            with connection.execute_wrapper(record):
                 post()
             statements[name] = len(seen)
             cpu, wall = time.process_time(), time.perf_counter()
