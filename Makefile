@@ -25,7 +25,8 @@ demo: migrate
 
 run: demo
 	@echo ""
-	@echo "  Loyalty platform: http://$(HOST):$(PORT)/  (staff admin: http://$(HOST):$(PORT)/admin/)"
+	@echo "  Member portal: http://$(HOST):$(PORT)/  (demo member login: member / demo-pass-2026, household cj-1)"
+	@echo "  Staff admin:   http://$(HOST):$(PORT)/admin/  (admin, marketing, support, analyst / demo-pass-2026)"
 	@echo ""
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 

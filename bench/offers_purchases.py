@@ -210,7 +210,7 @@ def _in_process(args: argparse.Namespace, members: list[str], key: str) -> None:
     import json
 
     from django.db import connection
-    from django.test.utils import setup_test_environment
+    from django.test.utils import CaptureQueriesContext, setup_test_environment
     from rest_framework.test import APIClient
 
     setup_test_environment()
@@ -243,15 +243,9 @@ def _in_process(args: argparse.Namespace, members: list[str], key: str) -> None:
             _offers_live(live)
             for _ in range(len(members)):  # warm: configuration cached, every member seen
                 post()
-            seen: list[str] = []
-
-            def record(execute, sql, *rest, seen=seen):
-                seen.append(sql)
-                return execute(sql, *rest)
-
-            with connection.execute_wrapper(record):
+            with CaptureQueriesContext(connection) as seen:
                 post()
-            statements[name] = len(seen)
+            statements[name] = len(seen.captured_queries)
             cpu, wall = time.process_time(), time.perf_counter()
             for _ in range(args.in_process):
                 post()

@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "loyalty.api",
     "segments",
     "offers",
+    "loyalty.portal",
+    "loyalty.messaging",
 ]
 
 MIDDLEWARE = [
@@ -194,6 +196,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "tiers-nightly-evaluation": {"task": "tiers.evaluate", "schedule": crontab(hour=2, minute=30)},
     "segments-refresh-dynamic": {"task": "segments.refresh_dynamic_segments", "schedule": 60 * 60},
     "segments-nightly-scores": {"task": "segments.compute_scores", "schedule": crontab(hour=1, minute=30)},
+    "messaging-outbox-sweep": {"task": "messaging.outbox_sweep", "schedule": 30},
+    "messaging-send-sweep": {"task": "messaging.send_sweep", "schedule": 60},
+    "messaging-expiring-reminders": {"task": "messaging.expiring_reminders", "schedule": crontab(hour=7, minute=0)},
 }
 
 # Nightly set-based jobs walk disjoint windows of accounts / members on this many PostgreSQL
@@ -218,6 +223,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploaded files (reward and offer images) through Django's storage API: a directory here, any
+# storage backend in production (STORAGES["default"]); the web server serves MEDIA_URL.
+MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(BASE_DIR / "media"))
+MEDIA_URL = "/media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -232,7 +241,17 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
-LOGIN_URL = "admin:login"
+# Members sign in on the portal; staff keep the admin's own login at /admin/login/.
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:home"
+LOGOUT_REDIRECT_URL = "portal:welcome"
+
+# Email (join confirmation, password reset): EMAIL_URL as django-environ reads it, e.g.
+# smtp+tls://user:password@smtp.example.com:587; the console backend (prints mails) by default.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Loyalty <no-reply@loyalty.local>")
+# Consent wording shown on the join and my-data pages; stored with every consent the portal records.
+PORTAL_CONSENT_WORDING_VERSION = env.str("PORTAL_CONSENT_WORDING_VERSION", default="portal-2026-11")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -309,3 +328,13 @@ except ValueError:
     ) from None
 # httpx logs every webhook request at INFO; the delivery log (WebhookAttempt) already records them.
 LOGGING.setdefault("loggers", {})["httpx"] = {"level": "WARNING"}
+
+# Messaging (loyalty.messaging): email through Django's email backend (EMAIL_URL and
+# DEFAULT_FROM_EMAIL above); SMS and push through a logging provider unless an HTTP gateway URL
+# (and its bearer token) is set.
+MESSAGING_BASE_URL = env.str("MESSAGING_BASE_URL", default="http://localhost:8000")  # tracking links
+MESSAGING_SMS_URL = env.str("MESSAGING_SMS_URL", default="")
+MESSAGING_SMS_TOKEN = env.str("MESSAGING_SMS_TOKEN", default="")
+MESSAGING_PUSH_URL = env.str("MESSAGING_PUSH_URL", default="")
+MESSAGING_PUSH_TOKEN = env.str("MESSAGING_PUSH_TOKEN", default="")
+MESSAGING_BATCH_SIZE = env.int("MESSAGING_BATCH_SIZE", default=500)

@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/", include("loyalty.api.urls")),
+    path("m/", include("loyalty.messaging.urls")),
+    path("", include("loyalty.portal.urls")),
 ]

@@ -46,3 +46,15 @@ def members_with_consent(
 
 def consent_history(*, member: Member) -> QuerySet[ConsentEvent]:
     return ConsentEvent.objects.filter(member=member).order_by("-occurred_at", "-id")
+
+
+def consent_states_of(*, member_ids: list[int], purpose: str) -> dict[int, dict[str, bool]]:
+    """Bulk form of ``consent_state`` for one purpose: per member, the recorded state per channel
+    ("" = all channels); a member or channel absent was never asked (one query)."""
+    states: dict[int, dict[str, bool]] = {}
+    rows = Consent.objects.filter(member_id__in=member_ids, purpose=purpose).values_list(
+        "member_id", "channel", "granted"
+    )
+    for member_id, channel, granted in rows:
+        states.setdefault(member_id, {})[channel] = granted
+    return states

@@ -1,7 +1,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from loyalty.api import views
+from loyalty.api import views, views_offers
 from loyalty.core.config import config_scoped
 
 v1 = [
@@ -14,6 +14,15 @@ v1 = [
     path("redemptions/", config_scoped(views.RedemptionsView.as_view()), name="redemptions"),
     path("redemptions/<int:pk>/cancel/", config_scoped(views.RedemptionCancelView.as_view()), name="redemption-cancel"),
     path("events/", config_scoped(views.EventsView.as_view()), name="events"),
+    path("rewards/", config_scoped(views_offers.RewardsView.as_view()), name="rewards"),
+    path(
+        "members/<str:member_number>/rewards/<int:pk>/redeem/",
+        config_scoped(views_offers.RewardRedeemView.as_view()),
+        name="reward-redeem",
+    ),
+    path("coupons/validate/", config_scoped(views_offers.CouponValidateView.as_view()), name="coupons-validate"),
+    path("coupons/redeem/", config_scoped(views_offers.CouponRedeemView.as_view()), name="coupons-redeem"),
+    path("coupons/<str:code>/cancel/", config_scoped(views_offers.CouponCancelView.as_view()), name="coupon-cancel"),
     path("webhooks/", config_scoped(views.WebhooksView.as_view()), name="webhooks"),
     path("webhooks/<int:pk>/", config_scoped(views.WebhookDetailView.as_view()), name="webhook"),
 ]

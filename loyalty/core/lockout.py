@@ -1,4 +1,4 @@
-"""What a staff member locked out of the admin login sees (django-axes ``AXES_LOCKOUT_CALLABLE``):
+"""What a staff member locked out of the admin login (or a member, of the portal login) sees (django-axes ``AXES_LOCKOUT_CALLABLE``):
 a page that says when to try again, answered with 429 and ``Retry-After``."""
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ def lockout_response(
     now = clock.now()
     retry_at = (last_failure or now) + cool_off
     seconds = max(math.ceil((retry_at - now).total_seconds()), 1)
+    # the staff admin's login and the member portal's login each have their own page
+    template = "axes/lockout.html" if request.path.startswith("/admin/") else "portal/lockout.html"
     response = render(
         request,
-        "axes/lockout.html",
+        template,
         {"username": username, "retry_at": retry_at, "minutes": math.ceil(seconds / 60), "title": "Locked out"},
         status=429,
     )

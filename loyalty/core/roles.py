@@ -31,6 +31,9 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "segments": ACTIONS,
         "offers": ACTIONS,
         "campaigns": ACTIONS,
+        "messaging": ("view",),
+        "messaging.content": ACTIONS,
+        "messaging.messagingpolicy": ACTIONS,
         "members.member": ("view",),
         "partners.partner": ("view",),
     },
@@ -45,6 +48,8 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "partners.partnermember": ("view",),
         "segments": ("view",),
         "offers": ("view",),
+        "messaging": ("view",),
+        "messaging.contactpreference": ("view", "change"),
     },
     # reads everything of the loyalty apps, changes nothing
     "Analyst": {
@@ -52,7 +57,18 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
-LOYALTY_APPS = ("core", "members", "ledger", "tiers", "partners", "activity", "segments", "offers", "campaigns")
+LOYALTY_APPS = (
+    "core",
+    "members",
+    "ledger",
+    "tiers",
+    "partners",
+    "activity",
+    "segments",
+    "offers",
+    "campaigns",
+    "messaging",
+)
 
 
 def _ensure_permissions(apps) -> None:

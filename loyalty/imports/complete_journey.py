@@ -14,7 +14,11 @@ Mapping
   ledger's ``discount <= amount`` rule on 44,591 lines.) The 8,869 lines with quantity 0 (nearly
   all without sales) are kept with quantity 1, as the ledger wants quantity > 0.
 - dates are shifted by whole days so that the last basket of the data falls yesterday (not with
-  ``keep_dates``); campaigns, their targeted households and coupon redemptions are kept raw.
+  ``keep_dates``).
+- campaign -> offer (coupon discounts on the campaign's products, from ``coupons``), its
+  targeted households -> a static segment (the offer's eligibility), its coupon codes ->
+  coupons, coupon redemptions -> coupon uses and offer redemptions: written by
+  ``offers.services.bulk.campaign_offers_record`` (see there), into the import's program.
 
 The lines stay in columns (``LineTable``: numpy arrays, money in cents) from the parquet file to
 the database; a basket is a range of rows. Line dicts (what ``purchase_record`` takes) are only
@@ -76,7 +80,6 @@ from loyalty.activity.services import (
     NewAward,
     enrollment_record,
     enrollment_record_many,
-    imported_campaigns_record,
     purchase_record,
     rule_awards_record_many,
 )
@@ -94,11 +97,20 @@ from loyalty.tiers.selectors import ProgramTiers, program_tiers
 from loyalty.tiers.services import TierUpgrade, tier_upgrades_record
 from members.models import EnrollmentSource, Member
 from members.services import NewMember
+from offers.services.bulk import CampaignIn, CampaignsReport, CouponUsed, campaign_offers_record
 
 SOURCE = "complete_journey"
 PARTNER_NAME = "Complete Journey Stores"
 EXTERNAL_PREFIX = "cj-"
-TABLES = ("transactions", "products", "demographics", "campaigns", "campaign_descriptions", "coupon_redemptions")
+TABLES = (
+    "transactions",
+    "products",
+    "demographics",
+    "campaigns",
+    "campaign_descriptions",
+    "coupons",
+    "coupon_redemptions",
+)
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 ENROLL_BATCH = 500
@@ -152,7 +164,9 @@ class Household:
 @dataclass
 class Dataset:
     households: list[Household]
-    campaigns: list[dict[str, Any]]  # external_id, kind, starts_on, ends_on
+    campaigns: list[
+        dict[str, Any]
+    ]  # external_id, kind, starts_on, ends_on, skus, coupons (code: uses), targeted, coupon_value
     targets: list[tuple[str, int]]  # (campaign external id, household id)
     redemptions: list[tuple[str, int, str, dt.date]]  # (campaign, household, coupon, date)
     shift_days: int
@@ -224,6 +238,8 @@ def dataset_load(
     demo = read("demographics")
     with_demo = set(int(h) for h in demo["household_id"])
     chosen = household_order((int(h) for h in tx["household_id"].unique()), with_demo)
+    # lines paid partly with a coupon, of every household: what a campaign's coupons were worth
+    coupon_lines = tx.loc[tx["coupon_disc"] > 0, ["product_id", "coupon_disc", "transaction_timestamp"]]
     if households is not None:
         chosen = chosen[:households]
         tx = tx[tx["household_id"].isin(chosen)]
@@ -290,30 +306,61 @@ def dataset_load(
         lines=n,
     )
     shift = pd.Timedelta(days=shift_days)
-    for row in read("campaign_descriptions").to_dict("records"):
+    targeting = read("campaigns")[["campaign_id", "household_id"]]
+    redemptions = read("coupon_redemptions")[["household_id", "coupon_upc", "campaign_id", "redemption_date"]]
+    coupons = (
+        read("coupons", ["coupon_upc", "product_id", "campaign_id"])
+        if (folder / "coupons.parquet").exists() or (folder / "coupons.csv").exists()
+        else pd.DataFrame({"coupon_upc": [], "product_id": [], "campaign_id": []}, dtype="int64")
+    )
+    # counted over the whole source (not only the chosen households): coupons' max uses
+    targeted = targeting.groupby("campaign_id")["household_id"].nunique().to_dict()
+    skus = coupons.groupby("campaign_id")["product_id"].unique().to_dict()
+    codes = coupons.groupby("campaign_id")["coupon_upc"].unique().to_dict()
+    times_used = redemptions.groupby(["campaign_id", "coupon_upc"]).size().to_dict()
+    descriptions = read("campaign_descriptions")
+    values = campaign_coupon_values(coupon_lines, coupons, descriptions)
+    for row in descriptions.to_dict("records"):
+        campaign = int(row["campaign_id"])
         start, end = pd.Timestamp(row["start_date"]) + shift, pd.Timestamp(row["end_date"]) + shift
         result.campaigns.append(
             {
-                "external_id": str(row["campaign_id"]),
+                "external_id": str(campaign),
                 "kind": _text(row.get("campaign_type"))[:40],
                 "starts_on": start.date(),
                 "ends_on": end.date(),
+                "skus": [str(p) for p in sorted(skus.get(campaign, []))],
+                "coupons": {
+                    str(u): int(times_used.get((campaign, int(u)), 0)) for u in sorted(codes.get(campaign, []))
+                },
+                "targeted": int(targeted.get(campaign, 0)),
+                "coupon_value": values.get(campaign),
             }
         )
-    result.targets = [
-        (str(c), int(h))
-        for c, h in read("campaigns")[["campaign_id", "household_id"]].itertuples(index=False)
-        if int(h) in chosen_set
-    ]
-    redemptions = read("coupon_redemptions")
+    result.targets = [(str(c), int(h)) for c, h in targeting.itertuples(index=False) if int(h) in chosen_set]
     result.redemptions = [
         (str(c), int(h), str(u), (pd.Timestamp(d) + shift).date())
-        for h, u, c, d in redemptions[["household_id", "coupon_upc", "campaign_id", "redemption_date"]].itertuples(
-            index=False
-        )
+        for h, u, c, d in redemptions.itertuples(index=False)
         if int(h) in chosen_set
     ]
     return result
+
+
+def campaign_coupon_values(coupon_lines, coupons, descriptions) -> dict[int, Decimal]:
+    """Per campaign, the median coupon discount of the lines that bought one of its products
+    during it (the data has no coupon amounts; this is what its coupons were worth at the till)."""
+    import pandas as pd
+
+    if coupon_lines.empty or coupons.empty:
+        return {}
+    pairs = coupons[["campaign_id", "product_id"]].drop_duplicates()
+    lines = coupon_lines.merge(pairs, on="product_id").merge(
+        descriptions[["campaign_id", "start_date", "end_date"]], on="campaign_id"
+    )
+    day = lines["transaction_timestamp"].dt.normalize()
+    during = lines[(day >= pd.to_datetime(lines["start_date"])) & (day <= pd.to_datetime(lines["end_date"]))]
+    medians = during.groupby("campaign_id")["coupon_disc"].median()
+    return {int(c): Decimal(str(round(float(v), 2))).quantize(CENT) for c, v in medians.items()}
 
 
 # --- the rule engine's input, merged ----------------------------------------------------------------
@@ -608,6 +655,8 @@ class ImportReport:
     lines: int = 0
     seconds: float = 0.0
     shift_days: int = 0
+    campaigns: CampaignsReport = field(default_factory=CampaignsReport)
+    campaign_seconds: float = 0.0
 
 
 def partner_stores_ensure(*, program: Program) -> Partner:
@@ -675,12 +724,32 @@ def _members_ensure(dataset: Dataset, *, ctx: _Context, one_by_one: bool, report
     return members
 
 
-def _campaigns_import(dataset: Dataset, members: dict[int, Member]) -> None:
-    imported_campaigns_record(
+def _campaigns_import(dataset: Dataset, members: dict[int, Member], ctx: _Context) -> CampaignsReport:
+    """The campaigns as offers of the program, who they targeted as static segments, their
+    coupons, uses and redemptions, through the offers app's bulk service."""
+    return campaign_offers_record(
+        program=ctx.program,
+        partner=ctx.partner,
         source=SOURCE,
-        campaigns=dataset.campaigns,
+        campaigns=[
+            CampaignIn(
+                external_id=c["external_id"],
+                kind=c["kind"],
+                starts_on=c["starts_on"],
+                ends_on=c["ends_on"],
+                skus=c.get("skus", ()),
+                coupons=c.get("coupons", {}),
+                targeted=c.get("targeted", 0),
+                coupon_value=c.get("coupon_value"),
+            )
+            for c in dataset.campaigns
+        ],
         targets=[(c, members[h].pk) for c, h in dataset.targets if h in members],
-        redemptions=[(c, members[h].pk, u, d) for c, h, u, d in dataset.redemptions if h in members],
+        used=[
+            CouponUsed(campaign=c, member_id=members[h].pk, coupon=u, on=d)
+            for c, h, u, d in dataset.redemptions
+            if h in members
+        ],
     )
 
 
@@ -733,7 +802,9 @@ def complete_journey_import(
         pt=program_tiers(program=program),
     )
     members = _members_ensure(dataset, ctx=ctx, one_by_one=workflow_only, report=report)
-    _campaigns_import(dataset, members)
+    campaigns_started = time.perf_counter()
+    report.campaigns = _campaigns_import(dataset, members, ctx)
+    report.campaign_seconds = time.perf_counter() - campaigns_started
 
     households = dataset.households
     for start in range(0, len(households), batch_members):

@@ -46,6 +46,18 @@ def points_expiring(*, account: Account, within_days: int) -> list[dict]:
     return [{"date": row["day"], "points": row["points"]} for row in rows]
 
 
+def points_pending(*, account: Account) -> list[dict]:
+    """Pending points per day they become spendable, soonest first (balance pages)."""
+    rows = (
+        Lot.objects.filter(account=account, is_pending=True, remaining__gt=0)
+        .annotate(day=TruncDate("available_at"))
+        .values("day")
+        .annotate(points=Sum("remaining"))
+        .order_by("day")
+    )
+    return [{"date": row["day"], "points": row["points"]} for row in rows]
+
+
 def accounts_expiring(*, within_days: int, program: Program | None = None) -> QuerySet:
     """Per account: points expiring within N days (set-based, for reminder campaigns)."""
     now = clock.now()
@@ -168,3 +180,22 @@ def _partner_program(partner: Partner, name: str | None) -> Program | NotFound:
     if program is None:
         return NotFound("No default program is configured", code="no_default_program")
     return program
+
+
+def available_points_of(*, member_ids: list[int], program_id: int) -> dict[int, int]:
+    """Available points per member of ``program_id`` (one query, for messages to many members)."""
+    rows = Account.objects.filter(program_id=program_id, kind=AccountKind.MEMBER, member_id__in=member_ids)
+    return dict(rows.values_list("member_id", "available"))
+
+
+def accounts_expiring_between(*, start: dt.datetime, end: dt.datetime, program_id: int) -> QuerySet:
+    """Per member account of ``program_id``: points of lots expiring in [start, end) (set-based,
+    for expiry reminders run once a day over one day's window, so each lot is announced once)."""
+    lots = Lot.objects.filter(
+        remaining__gt=0,
+        expires_at__gte=start,
+        expires_at__lt=end,
+        account__program_id=program_id,
+        account__kind=AccountKind.MEMBER,
+    )
+    return lots.values("account_id", "account__member_id").annotate(points=Sum("remaining")).order_by("account_id")

@@ -96,6 +96,12 @@ WEBHOOK_EVENT_TYPES = (
     "points.expired",
     "tier.upgraded",
     "tier.downgraded",
+    # offers app: rewards and coupons (payloads carry ids and numbers, never a coupon code)
+    "reward.redeemed",
+    "reward.cancelled",
+    "coupon.issued",
+    "coupon.redeemed",
+    "coupon.redemption_cancelled",
 )
 
 

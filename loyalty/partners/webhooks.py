@@ -193,6 +193,8 @@ CAUSER_KEYS = frozenset(
         "purchase_external_id",
         "return_external_id",
         "redemption_id",
+        "reward_redemption_id",
+        "coupon_use_id",
         "purchase_id",
         "store",
         "source",

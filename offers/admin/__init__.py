@@ -1,3 +1,6 @@
-"""The offers app's admin screens, one module per area (offers; rewards and coupons)."""
+"""Staff screens of the offers app, one module per area (each registers its models)."""
 
-from offers.admin import offers  # noqa: F401 - registers the offer screens
+from offers.admin import (
+    offers,  # noqa: F401 - offers, offer redemptions and activations
+    rewards,  # noqa: F401 - rewards, reward redemptions, coupon batches, coupons, uses
+)

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
@@ -18,7 +19,7 @@ from members.models import MemberStatus
 from segments import rules as R
 from segments import selectors
 from segments.compiler import matching_members
-from segments.models import RefreshTrigger, Segment, SegmentKind, SegmentRefresh, SegmentUpload
+from segments.models import RefreshTrigger, Segment, SegmentKind, SegmentMembership, SegmentRefresh, SegmentUpload
 from segments.services.materialize import materialize
 
 if TYPE_CHECKING:
@@ -338,3 +339,54 @@ def segment_static_upload(
             after={"file": filename, "mode": mode, "rows": len(ids), "unknown": unknown_count, "size": refresh.size},
         )
     return upload
+
+
+def segment_static_members_add(
+    *, segment: Segment, member_ids: Sequence[int], reason: str = "", actor: Actor = None
+) -> SegmentRefresh | None:
+    """Add members (by id) to a static segment's list, for loaders that know their members (the
+    set-based counterpart of an ``add`` upload). Members already in, unknown ids and erased members
+    are left out; when nobody is new nothing is written (a rerun of a loader adds nothing).
+    Returns the refresh that added them, or None."""
+    if segment.kind != SegmentKind.STATIC:
+        raise Conflict("Only a static segment takes a list of members", code="segment_not_static")
+    with transaction.atomic():
+        Segment.objects.select_for_update().filter(pk=segment.pk).values_list("pk", flat=True).get()
+        present = set(
+            SegmentMembership.objects.filter(segment=segment, left_at__isnull=True).values_list("member_id", flat=True)
+        )
+        new = sorted({int(i) for i in member_ids} - present)
+        if not new:
+            return None
+        table = f"segments_add_{uuid.uuid4().hex[:12]}"
+        on_commit = " ON COMMIT DROP" if connection.vendor == "postgresql" else ""
+        setup: list[tuple[str, list[Any]]] = [
+            (f"CREATE TEMPORARY TABLE {table} (member_id bigint PRIMARY KEY){on_commit}", [])
+        ]
+        step = 500
+        for start in range(0, len(new), step):
+            chunk = new[start : start + step]
+            values = ", ".join(["(%s)"] * len(chunk))
+            setup.append((f"INSERT INTO {table} (member_id) VALUES {values}", chunk))  # noqa: S608
+        select_sql = (
+            f"SELECT a.member_id FROM {table} a JOIN members_member m ON m.id = a.member_id"  # noqa: S608
+            " WHERE m.status <> %s"
+            " UNION SELECT s.member_id FROM segments_segmentmembership s WHERE s.segment_id = %s AND s.left_at IS NULL"
+        )
+        refresh = materialize(
+            segment=segment,
+            select_sql=select_sql,
+            params=[MemberStatus.ERASED, segment.pk],
+            trigger=RefreshTrigger.UPLOAD,
+            setup=setup,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {table}")
+        if refresh.entered:
+            audit_record(
+                actor=actor,
+                action="segment.members_add",
+                target=segment,
+                after={"added": refresh.entered, "size": refresh.size, "reason": reason},
+            )
+    return refresh

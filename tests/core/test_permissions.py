@@ -58,6 +58,11 @@ MATRIX: dict[str, dict[str, str]] = {
     "segments.SegmentMembership": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "segments.ScoreRun": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "segments.MemberScore": {"Marketing": READ, "Support": READ, "Analyst": READ},
+    "offers.Reward": {"Marketing": DESIGN, "Support": READ, "Analyst": READ},
+    "offers.RewardRedemption": {"Marketing": "view cancel_reward_redemptions", "Support": READ, "Analyst": READ},
+    "offers.CouponBatch": {"Marketing": "view add", "Support": READ, "Analyst": READ},
+    "offers.Coupon": {"Marketing": "view import export cancel_coupons", "Support": READ_EXPORT, "Analyst": READ_EXPORT},
+    "offers.CouponUse": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "offers.Offer": {
         "Marketing": f"{DESIGN} publish_offers pause_offers resume_offers end_offers",
         "Support": READ,
@@ -65,6 +70,10 @@ MATRIX: dict[str, dict[str, str]] = {
     },
     "offers.OfferRedemption": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "offers.OfferActivation": {"Marketing": READ, "Support": READ, "Analyst": READ},
+    "messaging.Content": {"Marketing": DESIGN, "Support": READ, "Analyst": READ},
+    "messaging.MessagingPolicy": {"Marketing": "view add change", "Support": READ, "Analyst": READ},
+    "messaging.ContactPreference": {"Marketing": READ, "Support": "view change", "Analyst": READ},
+    "messaging.Message": {"Marketing": READ, "Support": READ, "Analyst": READ},
 }
 STAFF_ROLES = [*ROLES, "no role"]
 

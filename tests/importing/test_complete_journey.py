@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
-from loyalty.activity.models import CampaignTarget, CouponRedemption, EarningRule, ImportedCampaign, RuleAward
+from loyalty.activity.models import EarningRule, RuleAward
 from loyalty.imports.complete_journey import complete_journey_import, dataset_load
 from loyalty.ledger.models import Account, AccountKind, Entry, LedgerTransaction, Lot, Purchase, PurchaseLine
 from loyalty.ledger.services import program_create
@@ -18,6 +18,8 @@ from loyalty.partners.models import OutboxEvent, Partner, PartnerMember
 from loyalty.tiers.models import MemberTier, TierChange
 from loyalty.tiers.services import tier_create, tier_policy_set
 from members.models import Member
+from offers.models import CouponUse
+from segments.models import SegmentMembership
 
 from .conftest import DATA
 
@@ -98,16 +100,6 @@ def test_baskets_become_purchases_and_lines(plain, cj_dataset):
     assert PurchaseLine.objects.count() == len(tx)
 
 
-def test_campaign_targeting_and_redemptions_are_kept(plain, cj_dataset):
-    complete_journey_import(dataset=cj_dataset, program=plain)
-
-    assert ImportedCampaign.objects.count() == 27
-    assert CampaignTarget.objects.count() == len(pd.read_parquet(DATA / "campaigns.parquet"))
-    assert CouponRedemption.objects.count() == len(
-        pd.read_parquet(DATA / "coupon_redemptions.parquet").drop_duplicates()
-    )
-
-
 def test_plain_points_equal_sums_computed_with_pandas(plain, cj_dataset):
     complete_journey_import(dataset=cj_dataset, program=plain)
 
@@ -127,12 +119,14 @@ def test_plain_points_equal_sums_computed_with_pandas(plain, cj_dataset):
 
 def test_second_import_adds_nothing(plain, cj_dataset):
     complete_journey_import(dataset=cj_dataset, program=plain)
-    counts = [m.objects.count() for m in (Member, Purchase, PurchaseLine, Entry, Lot, CampaignTarget)]
+    counts = [m.objects.count() for m in (Member, Purchase, PurchaseLine, Entry, Lot, CouponUse, SegmentMembership)]
 
     report = complete_journey_import(dataset=cj_dataset, program=plain)
 
     assert report.new_purchases == 0 and report.new_members == 0 and report.skipped_purchases == 200
-    assert [m.objects.count() for m in (Member, Purchase, PurchaseLine, Entry, Lot, CampaignTarget)] == counts
+    assert [
+        m.objects.count() for m in (Member, Purchase, PurchaseLine, Entry, Lot, CouponUse, SegmentMembership)
+    ] == counts
 
 
 def test_interrupted_import_is_completed_without_duplicates(plain, cj_dataset):

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from loyalty.core.errors import Conflict, ValidationFailed
-from loyalty.core.rows import rows_update
+from loyalty.core.rows import is_postgresql, rows_insert, rows_update
 from loyalty.ledger import policy
 from loyalty.ledger.models import (
     Account,
@@ -53,58 +53,6 @@ CREDIT_KINDS = (TransactionKind.EARN, TransactionKind.ADJUST)
 
 
 # --- writing rows ---------------------------------------------------------------------------------
-
-
-def _pg() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def _reserve_ids(model: type[models.Model], count: int) -> list[int]:
-    """``count`` new primary keys of ``model`` from its sequence (PostgreSQL)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [model._meta.db_table, model._meta.pk.column, count],
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
-def _copy(model: type[models.Model], attnames: Sequence[str], rows: Sequence[tuple]) -> None:
-    """``COPY`` plain rows (values in ``attnames`` order) into ``model``'s table (PostgreSQL)."""
-    from psycopg.types.json import Jsonb
-
-    fields = [model._meta.get_field(name) for name in attnames]
-    json_at = [i for i, f in enumerate(fields) if f.get_internal_type() == "JSONField"]
-    table = connection.ops.quote_name(model._meta.db_table)
-    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    with (
-        connection.wrap_database_errors,  # a constraint broken by COPY is Django's IntegrityError
-        connection.cursor() as cursor,
-        cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            if json_at:
-                row = list(row)
-                for i in json_at:
-                    row[i] = Jsonb(row[i])
-            copy.write_row(row)
-
-
-def _insert(model: type[models.Model], attnames: Sequence[str], rows: Sequence[tuple], *, ids: bool) -> list[int]:
-    """Insert rows (values in ``attnames`` order); returns their new primary keys when ``ids``.
-    PostgreSQL: keys from the sequence, one ``COPY``; elsewhere ``bulk_create``."""
-    if not rows:
-        return []
-    if _pg():
-        pks = _reserve_ids(model, len(rows)) if ids else []
-        if ids:
-            _copy(model, [model._meta.pk.attname, *attnames], [(pk, *row) for pk, row in zip(pks, rows, strict=True)])
-        else:
-            _copy(model, attnames, rows)
-        return pks
-    objs = [model(**dict(zip(attnames, row, strict=True))) for row in rows]
-    model.objects.bulk_create(objs, batch_size=500)
-    return [obj.pk for obj in objs] if ids else []
 
 
 # --- accounts -------------------------------------------------------------------------------------
@@ -304,7 +252,7 @@ def _credit(
         figures["debt"] -= pay
         figures["earned"] += credit.points if earning else 0
 
-    tx_ids = _insert(
+    tx_ids = rows_insert(
         LedgerTransaction,
         [
             "program_id",
@@ -324,7 +272,7 @@ def _credit(
     for tx_id, lot_index in zip(tx_ids, lot_of, strict=True):
         if lot_index is not None:
             lots[lot_index][1] = tx_id
-    lot_ids = _insert(
+    lot_ids = rows_insert(
         Lot,
         [
             "account_id",
@@ -357,7 +305,7 @@ def _credit(
         lot_id = lot_ids[lot_index] if lot_index is not None else None
         entries.append((tx_id, credit.account.pk, lot_id, kind, credit.points, credit.at))
         entries.append((tx_id, source_of(credit, programs[credit.account.pk]), None, kind, -credit.points, credit.at))
-    _insert(Entry, ["transaction_id", "account_id", "lot_id", "kind", "points", "created_at"], entries, ids=False)
+    rows_insert(Entry, ["transaction_id", "account_id", "lot_id", "kind", "points", "created_at"], entries, ids=False)
 
     # the cached figures move by what was credited (counters added to, under the lock)
     rows_update(
@@ -492,7 +440,7 @@ def _check_lines(columns: PurchaseLineColumns, rows: np.ndarray) -> None:
 
 def _lines_insert(columns: PurchaseLineColumns, rows: np.ndarray, purchase_of_row: np.ndarray) -> None:
     attnames = ["purchase_id", "sku", "category", "quantity", "unit_price", "amount", "discount", "returned_quantity"]
-    if _pg():
+    if is_postgresql():
         # the rows as COPY text, built column-wise (1.5M lines a year: no Python loop per line)
         categories = np.array([_copy_escape(c) for c in columns.categories], dtype=object)
         text = "".join(
@@ -515,7 +463,7 @@ def _lines_insert(columns: PurchaseLineColumns, rows: np.ndarray, purchase_of_ro
             copy.write(text.encode())
         return
     categories = np.array(columns.categories, dtype=object)
-    _insert(
+    rows_insert(
         PurchaseLine,
         attnames,
         list(
@@ -583,7 +531,7 @@ def purchases_record_many(
                 )
             )
         try:
-            ids = _insert(
+            ids = rows_insert(
                 Purchase,
                 [
                     "program_id",

@@ -75,3 +75,9 @@ class Command(BaseCommand):
             f"({report.workflow_purchases} one by one), {report.skipped_purchases} already imported; "
             f"{report.lines} lines in {report.seconds:.1f} s ({rate:,.0f} rows/s)"
         )
+        c = report.campaigns
+        self.stdout.write(
+            f"campaigns as offers: {c.offers} new offers, {c.segment_members} targeted members added to their "
+            f"segments, {c.coupons} coupons, {c.coupon_uses} coupon uses, {c.offer_redemptions} offer redemptions "
+            f"({report.campaign_seconds:.1f} s of the import)"
+        )

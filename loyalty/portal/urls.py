@@ -1,0 +1,34 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from loyalty.portal import views
+
+app_name = "portal"
+
+urlpatterns = [
+    path("", views.welcome, name="welcome"),
+    path("manifest.webmanifest", views.manifest, name="manifest"),
+    path("join/", views.join, name="join"),
+    path("join/sent/", views.join_sent, name="join_sent"),
+    path("join/confirm/<str:token>/", views.join_confirm, name="join_confirm"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password-reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    path("password-reset/sent/", views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("password-reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("password-reset/done/", views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("goodbye/", views.account_closed, name="account_closed"),
+    path("home/", views.home, name="home"),
+    path("card/", views.card, name="card"),
+    path("history/", views.history, name="history"),
+    path("history/<int:transaction_id>/", views.movement, name="movement"),
+    path("my-data/", views.my_data, name="my_data"),
+    path("my-data/consents/", views.consents, name="consents"),
+    path("my-data/export.json", views.export_json, name="export_json"),
+    path("my-data/export.zip", views.export_zip, name="export_zip"),
+    path("my-data/close/", views.close_account, name="close_account"),
+    path("my-data/erase/", views.erase_account, name="erase_account"),
+    # Offers for you (offers.selectors.offers_for_member) and Rewards / coupon wallet
+    # (rewards catalog, reward_redeem, offer_activate): the lead adds their pages here when the
+    # offers app lands (issue 16).
+]
