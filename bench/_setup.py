@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,3 +81,39 @@ def insert_select(
     if analyze:  # the next INSERT ... SELECT joins it: fresh statistics
         cursor.execute(f"ANALYZE {model._meta.db_table}")
     return count
+
+
+@contextlib.contextmanager
+def bench_server(*, port: int, workers: int, threads: int, redis_url: str) -> Iterator[str]:
+    """The API served as in production (gunicorn gthread workers, Redis for throttling and the broker,
+    the bench settings) on 127.0.0.1:``port``; yields its base URL once it answers, stops it after."""
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench_settings",
+        "API_THROTTLE_RATE": "1000000/min",
+        "PYTHONPATH": f"{ROOT / 'bench'}:{ROOT}",
+        "REDIS_URL": redis_url,
+    }
+    command = [str(Path(sys.executable).parent / "gunicorn"), "loyalty.wsgi", "-b", f"127.0.0.1:{port}"]
+    command += ["-w", str(workers), "--threads", str(threads), "-k", "gthread", "--log-level", "error"]
+    server = subprocess.Popen(command, env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{base}/api/schema/", timeout=5)  # noqa: S310 - local bench server
+                break
+            except urllib.error.HTTPError:
+                break  # it answers
+            except OSError:
+                time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()

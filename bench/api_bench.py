@@ -16,14 +16,10 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-import redis
-from _setup import ROOT, setup
+from _setup import bench_server, setup
 
 LUA = r"""
 local counter = 0
@@ -124,40 +120,7 @@ def main() -> None:
     connection.close()
 
     # as in production: Redis holds the throttle counters and is the Celery broker
-    redis_url = args.redis_url
-    redis.Redis.from_url(redis_url).flushdb()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench_settings",
-        "API_THROTTLE_RATE": "1000000/min",
-        "PYTHONPATH": f"{ROOT / 'bench'}:{ROOT}",
-        "REDIS_URL": redis_url,
-    }
-    gunicorn = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "loyalty.wsgi",
-            "-b",
-            f"127.0.0.1:{args.port}",
-            "-w",
-            str(args.workers),
-            "--threads",
-            str(args.threads),
-            "-k",
-            "gthread",
-            "--log-level",
-            "error",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{args.port}/api/schema/", timeout=1)  # noqa: S310 - local bench server
-                break
-            except OSError:
-                time.sleep(0.2)
+    with bench_server(port=args.port, workers=args.workers, threads=args.threads, redis_url=args.redis_url):
         runs: dict[tuple[str, int], list[dict]] = {}
         with tempfile.TemporaryDirectory() as tmp:
             urls = {}
@@ -180,10 +143,6 @@ def main() -> None:
                 for _ in range(args.rounds):
                     for mode in ("bare", "purchase"):
                         runs.setdefault((mode, clients), []).append(wrk(*urls[mode], clients, args.seconds))
-    finally:
-        gunicorn.terminate()
-        gunicorn.wait(10)
-        redis.Redis.from_url(redis_url).flushdb()
 
     print(
         f"gunicorn gthread {args.workers} workers x {args.threads} threads, PostgreSQL, Redis, wrk; "

@@ -23,15 +23,12 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import redis
-from _setup import ROOT, setup
+from _setup import bench_server, setup
 from api_bench import LUA, wrk
 
 MEMBERS = 200
@@ -139,70 +136,31 @@ def main() -> None:
         _in_process(args, [m.member_number for m in members], key)
         return
 
-    redis_url = args.redis_url
-    redis.Redis.from_url(redis_url).flushdb()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench_settings",
-        "API_THROTTLE_RATE": "1000000/min",
-        "PYTHONPATH": f"{ROOT / 'bench'}:{ROOT}",
-        "REDIS_URL": redis_url,
-    }
-    gunicorn = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "loyalty.wsgi",
-            "-b",
-            f"127.0.0.1:{args.port}",
-            "-w",
-            str(args.workers),
-            "--threads",
-            str(args.threads),
-            "-k",
-            "gthread",
-            "--log-level",
-            "error",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
     runs: dict[str, list[dict]] = {"without offers": [], "50 live offers": []}
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{args.port}/api/v1/members/", timeout=5)  # noqa: S310 - local bench server
-                break
-            except urllib.error.HTTPError:
-                break  # up: it answers (401 without a key)
-            except OSError:
-                time.sleep(0.2)
-        with tempfile.TemporaryDirectory() as tmp:
-            script = Path(tmp) / "purchase.lua"
-            script.write_text(
-                LUA
-                % {
-                    "members": ",".join(f'"{m.member_number}"' for m in members),
-                    "accounts": "0",
-                    "mode": "purchase",
-                    "key": key,
-                }
-            )
-            url = f"http://127.0.0.1:{args.port}/api/v1/purchases/"
-            for live in (False, True):  # warm-up, both ways
+    with (
+        bench_server(port=args.port, workers=args.workers, threads=args.threads, redis_url=args.redis_url),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        script = Path(tmp) / "purchase.lua"
+        script.write_text(
+            LUA
+            % {
+                "members": ",".join(f'"{m.member_number}"' for m in members),
+                "accounts": "0",
+                "mode": "purchase",
+                "key": key,
+            }
+        )
+        url = f"http://127.0.0.1:{args.port}/api/v1/purchases/"
+        for live in (False, True):  # warm-up, both ways
+            _offers_live(live)
+            wrk(url, str(script), 4, 2)
+        for _ in range(args.rounds):
+            for name, live in (("without offers", False), ("50 live offers", True)):
                 _offers_live(live)
-                wrk(url, str(script), 4, 2)
-            for _ in range(args.rounds):
-                for name, live in (("without offers", False), ("50 live offers", True)):
-                    _offers_live(live)
-                    runs[name].append(wrk(url, str(script), args.clients, args.seconds))
-        _report(args, runs)
-    finally:
-        gunicorn.terminate()
-        try:
-            gunicorn.wait(60)
-        except subprocess.TimeoutExpired:
-            gunicorn.kill()
-        redis.Redis.from_url(redis_url).flushdb()
+                runs[name].append(wrk(url, str(script), args.clients, args.seconds))
+    _report(args, runs)
+    redis.Redis.from_url(args.redis_url).flushdb()
 
 
 def _in_process(args: argparse.Namespace, members: list[str], key: str) -> None:

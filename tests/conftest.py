@@ -8,9 +8,14 @@ from loyalty.core import clock
 IN_CI = bool(os.environ.get("CI"))
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """PostgreSQL-only tests skip (with the reason) on SQLite outside CI; in CI they must run."""
+    """Browser tests run last (pytest-playwright keeps an event loop in the test thread until the
+    session ends: tests/e2e/conftest.py). PostgreSQL-only tests skip (with the reason) on SQLite
+    outside CI; in CI they must run."""
     from django.conf import settings
+
+    items.sort(key=lambda item: "e2e" in item.keywords)  # stable: the rest keep their order
 
     engine = settings.DATABASES["default"]["ENGINE"]
     if "postgresql" in engine:

@@ -68,18 +68,18 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
 COMMON_ERRORS = (400, 401, 403, 413, 429)
 
 
-def _partner(request):
+def request_partner(request):
     return request.user.partner
 
 
-def _readable_member(request, member_number: str) -> Member:
+def readable_member(request, member_number: str) -> Member:
     """A member whose personal data the calling partner may read (``partner_member_access``);
     else 404 exactly like an unknown number."""
     try:
         member = member_get_by_number(member_number=member_number)
     except ApplicationError:
         raise NotFound("No member with this number", code="member_not_found") from None
-    if not partner_member_access(partner=_partner(request), member=member).read:
+    if not partner_member_access(partner=request_partner(request), member=member).read:
         raise NotFound("No member with this number", code="member_not_found")
     return member
 
@@ -122,7 +122,11 @@ class WriteView(APIView):
             return status_code, JSONRenderer().render(body)
 
         answer = idempotent(
-            scope=f"partner:{_partner(request).pk}", key=key, endpoint=request.path, body=request.data, run=run_rendered
+            scope=f"partner:{request_partner(request).pk}",
+            key=key,
+            endpoint=request.path,
+            body=request.data,
+            run=run_rendered,
         )
         response = HttpResponse(
             answer.content, status=answer.status, content_type=PROBLEM if answer.status >= 400 else "application/json"
@@ -159,7 +163,9 @@ class MembersView(WriteView):
                 status=400,
                 content_type=PROBLEM,
             )
-        members = partner_members_visible(partner=_partner(request), members=Member.objects.filter(email__iexact=email))
+        members = partner_members_visible(
+            partner=request_partner(request), members=Member.objects.filter(email__iexact=email)
+        )
         return Response(s.MemberSerializer(members, many=True).data)
 
     @extend_schema(
@@ -187,7 +193,7 @@ class MembersView(WriteView):
         try:
             member = activity.enrollment_record(
                 source=EnrollmentSource.PARTNER,
-                partner=_partner(request),
+                partner=request_partner(request),
                 consents=consents,
                 consent_wording_version=data.get("consent_wording_version", ""),
                 email=data.get("email") or None,
@@ -207,14 +213,14 @@ class MembersView(WriteView):
 class MemberDetailView(APIView):
     @extend_schema(operation_id="members_retrieve", responses={200: s.MemberSerializer, **errors(*COMMON_ERRORS, 404)})
     def get(self, request, member_number: str):
-        return Response(_member_body(_readable_member(request, member_number)))
+        return Response(_member_body(readable_member(request, member_number)))
 
 
 class BalanceView(APIView):
     @extend_schema(operation_id="members_balance", responses={200: s.BalanceSerializer, **errors(*COMMON_ERRORS, 404)})
     def get(self, request, member_number: str):
-        member = _readable_member(request, member_number)
-        program = ledger_selectors.partner_program(partner=_partner(request))
+        member = readable_member(request, member_number)
+        program = ledger_selectors.partner_program(partner=request_partner(request))
         account = ledger_selectors.member_account(member=member, program=program)
         tier = member_tier(member=member, program=program)
         progress = tier_progress(member=member, program=program)
@@ -280,10 +286,10 @@ class EntriesView(ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Entry.objects.none()
-        member = _readable_member(self.request, self.kwargs["member_number"])
-        return Entry.objects.filter(account__member=member, transaction__partner=_partner(self.request)).select_related(
-            "transaction"
-        )
+        member = readable_member(self.request, self.kwargs["member_number"])
+        return Entry.objects.filter(
+            account__member=member, transaction__partner=request_partner(self.request)
+        ).select_related("transaction")
 
     @extend_schema(
         operation_id="members_entries", responses={200: s.EntrySerializer(many=True), **errors(*COMMON_ERRORS, 404)}
@@ -335,7 +341,7 @@ class PurchasesView(WriteView):
 
     def handle(self, request, data):
         outcome = activity.purchase_record(
-            partner=_partner(request),
+            partner=request_partner(request),
             member_number=data["member_number"],
             external_id=data["external_id"],
             occurred_at=data["occurred_at"],
@@ -375,7 +381,7 @@ class ReturnsView(WriteView):
 
     def handle(self, request, data):
         ret, created = activity.return_record(
-            partner=_partner(request),
+            partner=request_partner(request),
             purchase_external_id=data["purchase_external_id"],
             external_id=data["external_id"],
             lines=[dict(line) for line in data["lines"]] if "lines" in data else None,
@@ -422,7 +428,7 @@ class RedemptionsView(WriteView):
 
     def handle(self, request, data):
         redemption, created = activity.redemption_record(
-            partner=_partner(request),
+            partner=request_partner(request),
             member_number=data["member_number"],
             points=data["points"],
             external_id=data["external_id"],
@@ -453,7 +459,7 @@ class RedemptionCancelView(WriteView):
     in_serializer = EmptySerializer
 
     def handle(self, request, data, pk: int):
-        redemption, cancelled = activity.redemption_cancel(partner=_partner(request), redemption_id=pk)
+        redemption, cancelled = activity.redemption_cancel(partner=request_partner(request), redemption_id=pk)
         return (status.HTTP_201_CREATED if cancelled else status.HTTP_200_OK), _redemption_body(redemption)
 
 
@@ -470,7 +476,7 @@ class EventsView(WriteView):
 
     def handle(self, request, data):
         event, created = activity.event_record(
-            partner=_partner(request),
+            partner=request_partner(request),
             member_number=data["member_number"],
             event_type=data["event_type"],
             external_id=data.get("external_id"),
@@ -504,7 +510,9 @@ class WebhooksView(WriteView):
         operation_id="webhooks_list", responses={200: s.WebhookOutSerializer(many=True), **errors(*COMMON_ERRORS)}
     )
     def get(self, request):
-        endpoints = WebhookEndpoint.objects.filter(partner=_partner(request), deleted_at__isnull=True).order_by("pk")
+        endpoints = WebhookEndpoint.objects.filter(partner=request_partner(request), deleted_at__isnull=True).order_by(
+            "pk"
+        )
         return Response([_webhook_body(e) for e in endpoints])
 
     @extend_schema(
@@ -518,7 +526,7 @@ class WebhooksView(WriteView):
 
     def handle(self, request, data):
         endpoint, secret = partner_services.webhook_endpoint_create(
-            partner=_partner(request), url=data["url"], event_types=data["event_types"]
+            partner=request_partner(request), url=data["url"], event_types=data["event_types"]
         )
         return status.HTTP_201_CREATED, {**_webhook_body(endpoint), "secret": secret}
 
@@ -526,5 +534,5 @@ class WebhooksView(WriteView):
 class WebhookDetailView(APIView):
     @extend_schema(operation_id="webhooks_delete", responses={204: None, **errors(*COMMON_ERRORS, 404)})
     def delete(self, request, pk: int):
-        partner_services.webhook_endpoint_delete(partner=_partner(request), endpoint_id=pk)
+        partner_services.webhook_endpoint_delete(partner=request_partner(request), endpoint_id=pk)
         return Response(status=status.HTTP_204_NO_CONTENT)

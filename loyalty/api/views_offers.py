@@ -10,13 +10,9 @@ from rest_framework.views import APIView
 
 from loyalty.activity import services as activity
 from loyalty.api import serializers_offers as so
-from loyalty.api.views import COMMON_ERRORS, IDEMPOTENCY_HEADER, WriteView, errors
+from loyalty.api.views import COMMON_ERRORS, IDEMPOTENCY_HEADER, WriteView, errors, request_partner
 from offers.models import Coupon, CouponUse, Reward, RewardRedemption
 from offers.selectors.catalog import rewards_for_partner
-
-
-def _partner(request):
-    return request.user.partner
 
 
 def _time(value):
@@ -52,7 +48,7 @@ class RewardsView(APIView):
         description="The active rewards this partner honours: those of its program bound to it or to no partner.",
     )
     def get(self, request):
-        partner = _partner(request)
+        partner = request_partner(request)
         return Response([_reward_body(r, partner.pk) for r in rewards_for_partner(partner=partner)])
 
 
@@ -100,7 +96,7 @@ class RewardRedeemView(WriteView):
 
     def handle(self, request, data, member_number: str, pk: int):
         found, created = activity.reward_redemption_record(
-            partner=_partner(request),
+            partner=request_partner(request),
             member_number=member_number,
             reward_id=pk,
             idempotency_key=request.headers.get("Idempotency-Key"),
@@ -143,7 +139,7 @@ class CouponValidateView(WriteView):
 
     def handle(self, request, data):
         check = activity.coupon_check(
-            partner=_partner(request),
+            partner=request_partner(request),
             code=data["code"],
             member_number=data.get("member_number"),
             basket_total=data.get("basket_total"),
@@ -195,7 +191,7 @@ class CouponRedeemView(WriteView):
 
     def handle(self, request, data):
         use, created = activity.coupon_use_record(
-            partner=_partner(request),
+            partner=request_partner(request),
             code=data["code"],
             idempotency_key=request.headers.get("Idempotency-Key"),
             member_number=data.get("member_number"),
@@ -230,7 +226,7 @@ class CouponCancelView(WriteView):
 
     def handle(self, request, data, code: str):
         use, cancelled = activity.coupon_use_cancel_record(
-            partner=_partner(request),
+            partner=request_partner(request),
             code=code,
             use_id=data.get("use_id"),
             purchase_external_id=data.get("purchase_external_id", ""),

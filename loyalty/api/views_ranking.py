@@ -10,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty.api.views import COMMON_ERRORS, _partner, _readable_member, errors
+from loyalty.api.views import COMMON_ERRORS, errors, readable_member, request_partner
 from offers.selectors.ranking import offers_for_member
 
 LIMIT_MAX = 100
@@ -59,9 +59,9 @@ class MemberOffersView(APIView):
     def get(self, request, member_number: str):
         query = OffersQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        member = _readable_member(request, member_number)
+        member = readable_member(request, member_number)
         items = offers_for_member(
-            member=member, channel="api", partner=_partner(request), limit=query.validated_data.get("limit")
+            member=member, channel="api", partner=request_partner(request), limit=query.validated_data.get("limit")
         )
         body = {"member_number": member.member_number, "items": [RankedItemSerializer(i).data for i in items]}
         return Response(body)

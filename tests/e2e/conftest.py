@@ -1,4 +1,4 @@
-"""Browser tests: Playwright drives Debian's Chromium (/usr/bin/chromium, never a downloaded
+"""Browser tests: pytest-playwright drives Debian's Chromium (/usr/bin/chromium, never a downloaded
 browser) against pytest-django's live server. In CI (CI set) a missing Chromium fails the run;
 elsewhere these tests skip with the reason.
 
@@ -38,31 +38,34 @@ def _chromium_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """One Chromium per test module. Playwright's sync API keeps an event loop in the test's
-    thread while it is open, so Django would take the ORM calls the tests make around it for
-    async code: DJANGO_ALLOW_ASYNC_UNSAFE is set for as long as the browser is open, and only
-    then (it must not reach other tests, nor ``check --deploy`` run by them)."""
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright launches Debian's Chromium with exactly these arguments (never a browser
+    Playwright downloads)."""
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _chromium_required():
+    """Before pytest-playwright starts the browser: in CI a missing Chromium fails the run,
+    elsewhere the browser tests skip with the reason.
+
+    Playwright's sync API keeps an event loop in the test thread from the first browser test to the
+    end of the session, so Django would take the ORM calls made around it for async code:
+    DJANGO_ALLOW_ASYNC_UNSAFE is set from here on. The browser tests run last (tests/conftest.py
+    puts them at the end), so no other test runs with it."""
     missing = _chromium_missing()
     if missing:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the browser tests: {missing}")
         pytest.skip(missing)
-    from playwright.sync_api import sync_playwright
-
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 class CspWatch:
