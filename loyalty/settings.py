@@ -63,6 +63,9 @@ INSTALLED_APPS = [
     "offers",
     "loyalty.portal",
     "loyalty.messaging",
+    "loyalty.engagement",
+    "loyalty.campaigns",
+    "loyalty.dashboards",
 ]
 
 MIDDLEWARE = [
@@ -339,3 +342,7 @@ MESSAGING_SMS_TOKEN = env.str("MESSAGING_SMS_TOKEN", default="")
 MESSAGING_PUSH_URL = env.str("MESSAGING_PUSH_URL", default="")
 MESSAGING_PUSH_TOKEN = env.str("MESSAGING_PUSH_TOKEN", default="")
 MESSAGING_BATCH_SIZE = env.int("MESSAGING_BATCH_SIZE", default=500)
+# What one sent message costs the program, per channel, in the program's money (campaign ROI, profitability).
+MESSAGING_COSTS = env.dict(
+    "MESSAGING_COSTS", cast={"value": str}, default={"email": "0.001", "sms": "0.05", "push": "0.0005", "inbox": "0"}
+)

@@ -31,6 +31,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "segments": ACTIONS,
         "offers": ACTIONS,
         "campaigns": ACTIONS,
+        "engagement": ACTIONS,
         "messaging": ("view",),
         "messaging.content": ACTIONS,
         "messaging.messagingpolicy": ACTIONS,
@@ -48,6 +49,8 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "partners.partnermember": ("view",),
         "segments": ("view",),
         "offers": ("view",),
+        "engagement": ("view",),
+        "campaigns": ("view",),
         "messaging": ("view",),
         "messaging.contactpreference": ("view", "change"),
     },
@@ -68,6 +71,7 @@ LOYALTY_APPS = (
     "offers",
     "campaigns",
     "messaging",
+    "engagement",
 )
 
 

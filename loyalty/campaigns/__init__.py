@@ -1,0 +1,1 @@
+"""Campaigns: audiences snapshot at launch, variants and holdout, schedule, attribution, uplift results."""

@@ -1,0 +1,1 @@
+"""Writes of this app: each function one transaction, audited where staff act."""

@@ -1,0 +1,1 @@
+"""Staff dashboards (server-rendered, staff only, per role): program health, tiers, segments, campaigns, profitability."""

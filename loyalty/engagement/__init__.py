@@ -1,0 +1,1 @@
+"""Engagement: surveys, referrals, challenges and badges, birthdays and anniversaries, community events."""
