@@ -1,0 +1,3 @@
+"""Challenges models."""
+
+__all__: list[str] = []

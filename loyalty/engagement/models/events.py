@@ -1,0 +1,3 @@
+"""Events models."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Referrals models."""
+
+__all__: list[str] = []

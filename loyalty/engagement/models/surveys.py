@@ -1,0 +1,3 @@
+"""Surveys models."""
+
+__all__: list[str] = []
