@@ -72,6 +72,9 @@ class EnrollSerializer(serializers.Serializer):
     postal_code = serializers.CharField(required=False, allow_blank=True, max_length=20, default="")
     consents = ConsentInSerializer(many=True, required=False, default=list, max_length=MAX_CONSENTS)
     consent_wording_version = serializers.CharField(required=False, allow_blank=True, max_length=40, default="")
+    referral_code = serializers.CharField(
+        required=False, allow_blank=True, max_length=40, default="", help_text="A member's referral code (a friend)"
+    )
 
 
 class MemberSerializer(serializers.Serializer):
@@ -135,6 +138,13 @@ class PurchaseInSerializer(serializers.Serializer):
         required=False,
         default="store",
         help_text="How the purchase was made (offers with a channel condition read it)",
+    )
+    card_fingerprint = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        default="",
+        help_text="The payment card's fingerprint from the payment provider (stored only as a keyed hash)",
     )
 
     def validate(self, attrs):

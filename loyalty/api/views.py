@@ -202,6 +202,8 @@ class MembersView(WriteView):
                 phone=data.get("phone", ""),
                 birth_date=data.get("birth_date"),
                 postal_code=data.get("postal_code", ""),
+                referral_code=data.get("referral_code", ""),
+                referral_channel="api",
             )
         except ApplicationError as exc:
             if exc.code == "email_taken":
@@ -354,6 +356,7 @@ class PurchasesView(WriteView):
             store=data["store"],
             check_window=True,
             channel=data["channel"],
+            card_fingerprint=data.get("card_fingerprint", ""),
         )
         body = {
             "purchase_id": outcome.purchase.pk,

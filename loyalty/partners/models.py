@@ -102,6 +102,10 @@ WEBHOOK_EVENT_TYPES = (
     "coupon.issued",
     "coupon.redeemed",
     "coupon.redemption_cancelled",
+    # engagement: referrals and surveys (ids and scores, never a survey's free text)
+    "referral.qualified",
+    "referral.reversed",
+    "survey.completed",
 )
 
 

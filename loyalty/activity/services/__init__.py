@@ -12,6 +12,7 @@ from loyalty.activity.services.rewards import (
     coupon_use_record,
     reward_redemption_record,
 )
+from loyalty.activity.services.surveys import survey_submit
 
 __all__ = [
     "NewAward",
@@ -28,4 +29,5 @@ __all__ = [
     "return_record",
     "reward_redemption_record",
     "rule_awards_record_many",
+    "survey_submit",
 ]

@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from loyalty.activity.services.linking import partner_member_link
+from loyalty.engagement.services.referrals import referral_record, referral_referrer
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger import services as ledger
 from loyalty.ledger.models import Program
@@ -39,15 +40,21 @@ def enrollment_record(
     program: Program | None = None,
     consents: Iterable[tuple[str, str, bool]] = (),
     actor: AbstractBaseUser | None = None,
+    referral_code: str = "",
+    referral_channel: str = "form",
     **profile: Any,
 ) -> Member:
     """Enroll a member, open the account in the partner's (or default) program, give the
     initial tier, link the member to the partner and record ``member.enrolled``.
     Every way in goes through here (API, admin, CSV import) or, for many members at once,
-    through ``enrollment_record_many``, which writes the same rows."""
+    through ``enrollment_record_many``, which writes the same rows. ``referral_code``: a friend's code
+    (checked first: an unknown code or a self-referral enrolls nothing), recorded as a referral."""
     with transaction.atomic():
         program = _program_of(partner, program)
-        member = member_enroll(source=source, consents=consents, actor=actor, **profile)
+        referrer = referral_referrer(code=referral_code, profile=profile) if referral_code else None
+        member = member_enroll(source=source, consents=consents, actor=actor, referred_by=referrer, **profile)
+        if referrer is not None:
+            referral_record(referrer=referrer, referee=member, program=program, channel=referral_channel)
         ledger.account_open(member=member, program=program)
         tier_status_ensure(member=member, program=program)
         if partner is not None:

@@ -53,55 +53,77 @@ def event_record(
                 if existing.member_id != member.pk or existing.event_type_id != kind.pk:
                     raise Conflict("A different event with this external_id exists", code="duplicate_external_id")
                 return existing, False
-        rule = (
-            EventRule.objects.filter(program=program, event_type=kind, is_active=True)
-            .filter(
-                Q(valid_from__isnull=True) | Q(valid_from__lte=now),
-                Q(valid_until__isnull=True) | Q(valid_until__gt=now),
-            )
-            .first()
+        event = event_award_locked(
+            locked=locked, kind=kind, partner=partner, external_id=external_id, occurred_at=occurred_at, now=now
         )
-        points, note = 0, "no rule for this event"
-        if rule is not None:
-            points, note = rule.points, ""
-            awarded = MemberEvent.objects.filter(member=member, rule=rule, points__gt=0)
-            limits = [
-                (rule.limit_per_day, awarded.filter(occurred_at__gte=occurred_at - dt.timedelta(days=1)), "daily"),
-                (rule.limit_per_week, awarded.filter(occurred_at__gte=occurred_at - dt.timedelta(days=7)), "weekly"),
-                (rule.limit_lifetime, awarded, "lifetime"),
-            ]
-            for limit, used, label in limits:
-                if limit is not None and used.count() >= limit:
-                    points, note = 0, f"{label} limit of {limit} reached"
-                    break
-        partner_member_link(partner=partner, member=member)
-        try:
-            with transaction.atomic():
-                event = MemberEvent.objects.create(
-                    member=member,
-                    partner=partner,
-                    event_type=kind,
-                    external_id=external_id or None,
-                    occurred_at=occurred_at,
-                    points=points,
-                    rule=rule,
-                    note=note,
-                    created_at=now,
-                )
-        except IntegrityError as exc:
-            if not is_external_id_repeat(exc):
-                raise
-            raise Conflict("An event with this external_id exists", code="duplicate_external_id") from exc
-        if points:
-            ledger.points_credit_locked(locked=locked, points=points, reason=f"event {kind.code}", partner=partner)
-            outbox_record(
-                event_type="points.earned",
-                member=member,
-                payload={
-                    "member_number": member.member_number,
-                    "event_type": kind.code,
-                    "points": points,
-                    "partner_id": getattr(partner, "pk", None),
-                },
-            )
     return event, True
+
+
+def event_award_locked(
+    *,
+    locked: ledger.LockedAccount,
+    kind: EventType,
+    partner: Partner | None,
+    occurred_at: dt.datetime,
+    now: dt.datetime,
+    external_id: str | None = None,
+    points: int | None = None,
+) -> MemberEvent:
+    """Record one event of ``kind`` for the locked account's member and award its rule's points within
+    the rule's limits (over a limit: recorded with 0 points and the reason). ``points`` given: that many
+    instead of the rule's (a survey's own reward), still within the rule's limits. The caller holds the
+    account lock in its durable transaction (``event_record``, the survey workflow)."""
+    member = locked.member
+    program = locked.program
+    rule = (
+        EventRule.objects.filter(program=program, event_type=kind, is_active=True)
+        .filter(
+            Q(valid_from__isnull=True) | Q(valid_from__lte=now),
+            Q(valid_until__isnull=True) | Q(valid_until__gt=now),
+        )
+        .first()
+    )
+    given, note = (points or 0), ("no rule for this event" if points is None else "")
+    if rule is not None:
+        given, note = (rule.points if points is None else points), ""
+        awarded = MemberEvent.objects.filter(member=member, rule=rule, points__gt=0)
+        limits = [
+            (rule.limit_per_day, awarded.filter(occurred_at__gte=occurred_at - dt.timedelta(days=1)), "daily"),
+            (rule.limit_per_week, awarded.filter(occurred_at__gte=occurred_at - dt.timedelta(days=7)), "weekly"),
+            (rule.limit_lifetime, awarded, "lifetime"),
+        ]
+        for limit, used, label in limits:
+            if limit is not None and used.count() >= limit:
+                given, note = 0, f"{label} limit of {limit} reached"
+                break
+    partner_member_link(partner=partner, member=member)
+    try:
+        with transaction.atomic():
+            event = MemberEvent.objects.create(
+                member=member,
+                partner=partner,
+                event_type=kind,
+                external_id=external_id or None,
+                occurred_at=occurred_at,
+                points=given,
+                rule=rule,
+                note=note,
+                created_at=now,
+            )
+    except IntegrityError as exc:
+        if not is_external_id_repeat(exc):
+            raise
+        raise Conflict("An event with this external_id exists", code="duplicate_external_id") from exc
+    if given:
+        ledger.points_credit_locked(locked=locked, points=given, reason=f"event {kind.code}", partner=partner)
+        outbox_record(
+            event_type="points.earned",
+            member=member,
+            payload={
+                "member_number": member.member_number,
+                "event_type": kind.code,
+                "points": given,
+                "partner_id": getattr(partner, "pk", None),
+            },
+        )
+    return event

@@ -16,6 +16,7 @@ from loyalty.activity.services.linking import partner_member_link
 from loyalty.core import clock
 from loyalty.core.config import config_cached
 from loyalty.core.errors import Conflict, NotFound, ValidationFailed
+from loyalty.engagement.services.referrals import referral_purchase_check, referral_return_check
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger import services as ledger
 from loyalty.ledger.models import LedgerTransaction, Lot, Program, Purchase, Return, TransactionKind
@@ -284,6 +285,7 @@ def purchase_record(
     store: str = "",
     check_window: bool = False,
     channel: str = "store",
+    card_fingerprint: str = "",
 ) -> PurchaseOutcome:
     """Store a purchase, link member and partner, evaluate earning rules, credit (pending for the
     program's return window), ask tiers for an upgrade and record ``points.earned``.
@@ -299,7 +301,8 @@ def purchase_record(
     "<offer name> (offer #<id>)" and an entry in the event's ``offers``; coupon offers issue their
     coupon. Offer points are not counted against ``max_points_per_transaction`` (that cap guards
     the earning rules; offers have their own limits and budgets). ``channel``: how the purchase
-    was made (``offers.conditions.PURCHASE_CHANNELS``), for channel conditions."""
+    was made (``offers.conditions.PURCHASE_CHANNELS``), for channel conditions. ``card_fingerprint``: the
+    payment card's fingerprint when the partner sends one (stored as a keyed hash, for the referral guard)."""
     if not lines:
         raise ValidationFailed(
             "A purchase needs at least one line", code="lines_required", fields={"lines": ["Required."]}
@@ -408,6 +411,7 @@ def purchase_record(
             outcome.pending_until = _pending_until(earn, earn.credited_lot)
             outcome.explanation = earn.explanation
         tier_upgrade_check(member=member, program=program, tiers=tiers)
+        referral_purchase_check(locked=locked, purchase=purchase, card_fingerprint=card_fingerprint)
         if outcome.points:
             outbox_record(
                 event_type="points.earned",
@@ -533,6 +537,7 @@ def return_record(
             occurred_at=occurred_at,
             partner=partner,
         )
+        referral_return_check(purchase=purchase, ret=ret)
         reversed_points = ret.points_reversed + ret.points_to_debt
         if reversed_points or ret.points_written_off:
             outbox_record(

@@ -143,7 +143,7 @@ def member_account_locked(
 # deferred (Django loads one when it is read): turning timestamps into Python costs more than
 # PostgreSQL takes to find and lock the row.
 _ACCOUNT_FIELDS = [f for f in Account._meta.concrete_fields if f.name not in ("last_activity_at", "opened_at")]
-_MEMBER_FIELDS = [Member._meta.get_field(name) for name in ("id", "member_number", "status")]
+_MEMBER_FIELDS = [Member._meta.get_field(name) for name in ("id", "member_number", "status", "referred_by")]
 _ACCOUNT_ATTNAMES = [f.attname for f in _ACCOUNT_FIELDS]
 _MEMBER_ATTNAMES = [f.attname for f in _MEMBER_FIELDS]
 
