@@ -87,6 +87,9 @@ class JoinForm(ConsentFieldsMixin, forms.Form):
     password_again = forms.CharField(
         label="Password again", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), strip=False
     )
+    referral_code = forms.CharField(
+        label="A friend's referral code (optional)", max_length=40, required=False
+    )  # checked by the enrollment (engagement.services.referrals.referral_referrer)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

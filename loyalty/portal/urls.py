@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from loyalty.portal import views
+from loyalty.portal import views, views_engagement
 
 app_name = "portal"
 
@@ -35,4 +35,8 @@ urlpatterns = [
     path("wallet/", views.wallet, name="wallet"),
     path("wallet/<int:coupon_id>/", views.wallet_coupon, name="wallet_coupon"),
     path("wallet/rewards/<int:reward_redemption_id>/cancel/", views.reward_cancel, name="reward_cancel"),
+    # engagement: surveys and referrals
+    path("surveys/", views_engagement.surveys, name="surveys"),
+    path("surveys/<int:survey_id>/", views_engagement.survey, name="survey"),
+    path("invite/", views_engagement.invite, name="invite"),
 ]

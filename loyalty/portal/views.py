@@ -66,7 +66,8 @@ def _send_confirmation(request: HttpRequest, user) -> None:
 
 @require_http_methods(["GET", "POST"])
 def join(request: HttpRequest) -> HttpResponse:
-    form = forms.JoinForm(request.POST if request.method == "POST" else None)
+    ref = request.GET.get("ref", "")[:40]  # a friend's link: /join/?ref=CODE
+    form = forms.JoinForm(request.POST if request.method == "POST" else None, initial={"referral_code": ref})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -76,6 +77,8 @@ def join(request: HttpRequest) -> HttpResponse:
                 first_name=data["first_name"],
                 last_name=data["last_name"],
                 consents=[(p, c, granted) for (p, c), granted in form.consent_values().items()],
+                referral_code=data["referral_code"],
+                referral_channel="link" if ref else "form",
             )
         except ApplicationError as error:
             forms.apply_error(form, error)

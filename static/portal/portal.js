@@ -14,3 +14,32 @@ document.addEventListener("DOMContentLoaded", () => {
     tick();
   }
 });
+
+// Invite friends: share the referral link with the Web Share API where the browser has it, else copy it.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const button of document.querySelectorAll("[data-share-link]")) {
+    const status = document.querySelector(button.dataset.shareTarget || "#share-status");
+    const say = (text) => { if (status) status.textContent = text; };
+    const link = button.dataset.shareLink;
+    if (!navigator.share) button.textContent = "Copy my link";
+    button.addEventListener("click", async () => {
+      if (navigator.share) {
+        try {
+          await navigator.share({ title: document.title, text: button.dataset.shareText || "", url: link });
+          say("Shared.");
+        } catch (error) {
+          if (error && error.name !== "AbortError") say("Could not share: copy the link above.");
+        }
+        return;
+      }
+      try {
+        await navigator.clipboard.writeText(link);
+        say("Link copied.");
+      } catch (error) {
+        const field = document.getElementById("referral-link");
+        if (field) { field.select(); }
+        say("Select the link above and copy it.");
+      }
+    });
+  }
+});

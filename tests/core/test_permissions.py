@@ -75,6 +75,10 @@ MATRIX: dict[str, dict[str, str]] = {
     "messaging.ContactPreference": {"Marketing": READ, "Support": "view change", "Analyst": READ},
     "messaging.Message": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "offers.MemberOfferRank": {"Marketing": READ, "Support": READ, "Analyst": READ},
+    # engagement: surveys (with results and CSV export) and referrals
+    "engagement.Survey": {"Marketing": "view add change delete", "Support": READ, "Analyst": READ},
+    "engagement.ReferralSettings": {"Marketing": "view add change", "Support": READ, "Analyst": READ},
+    "engagement.Referral": {"Marketing": READ, "Support": READ, "Analyst": READ},
 }
 STAFF_ROLES = [*ROLES, "no role"]
 

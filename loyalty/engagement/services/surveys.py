@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, ValidationFailed
-from loyalty.core.services import model_save_audited
+from loyalty.core.services import audit_record, model_save_audited
 from loyalty.engagement.models import QuestionKind, Survey, SurveyAnswer, SurveyQuestion, SurveyResponse
 from loyalty.engagement.models.surveys import SCORE_RANGES
 from loyalty.ledger.services import LockedAccount
@@ -158,3 +158,12 @@ def survey_completed_payload(
         "points": response.points,
         "scores": [{"question_id": a.question_id, "score": a.score} for a in answers if a.score is not None],
     }
+
+
+def survey_delete(*, survey: Survey, actor: Any) -> None:
+    """Staff delete a survey nobody answered (answers keep it: ``survey_has_responses``); audited."""
+    with transaction.atomic():
+        if SurveyResponse.objects.filter(survey=survey).exists():
+            raise Conflict("Members answered this survey: close it instead", code="survey_has_responses")
+        audit_record(actor=actor, action="survey.deleted", target=survey, before={"title": survey.title})
+        survey.delete()
