@@ -228,3 +228,14 @@ def test_purchases_of_members_without_referral_nor_card_cost_no_statement_more(e
     with CaptureQueriesContext(connection) as queries:
         _buy(member, "p2")
     assert not [q for q in queries.captured_queries if "engagement_" in q["sql"]]
+
+
+def test_referral_events_name_the_friend_but_never_the_referrer(enroll, settings_on):
+    referrer = enroll()
+    friend = enroll(referral_code=referrer.referral_code)
+    _buy(friend, "p1")
+    return_record(partner=None, purchase_external_id="p1", external_id="r1", amount="40.00")
+
+    for event in OutboxEvent.objects.filter(event_type__startswith="referral."):
+        assert event.member_id == friend.pk and event.payload["member_number"] == friend.member_number
+        assert referrer.member_number not in str(event.payload)

@@ -246,13 +246,14 @@ def referral_purchase_check(
 
 
 def _qualified_event(referral: Referral, referee: Member, *, rewarded: bool) -> None:
+    """About the friend (``member``): a partner hears of it when it may read the friend; the referrer is
+    not named (a partner that may read the friend may not read the referrer)."""
     outbox_record(
         event_type="referral.qualified",
         member=referee,
         payload={
             "referral_id": referral.pk,
             "member_number": referee.member_number,
-            "referrer_member_number": referral.referrer.member_number,
             "purchase_id": referral.purchase_id,
             "rewarded": rewarded,
             "referrer_points": referral.referrer_points,
@@ -317,7 +318,6 @@ def referral_return_check(*, purchase: Purchase, ret: Return) -> Referral | None
         payload={
             "referral_id": referral.pk,
             "member_number": member.member_number,
-            "referrer_member_number": referral.referrer.member_number,
             "purchase_id": purchase.pk,
             "referee_points_reversed": referee_taken,
             "referrer_points_reversed": referrer_taken,
