@@ -87,3 +87,15 @@ def test_referrals_are_read_only_in_the_admin():
     marketing = _staff("Marketing")
     assert marketing.get("/admin/engagement/referral/").status_code == 200
     assert marketing.get("/admin/engagement/referral/add/").status_code == 403
+
+
+def test_the_invite_page_takes_a_fixed_number_of_queries(now, django_assert_max_num_queries):
+    ReferralSettings.objects.create(program=program_default(), updated_at=now)
+    member = make_member()
+    for _ in range(5):
+        make_member(referral_code=member.referral_code)
+    client = logged_in(member)
+    client.get("/invite/")
+
+    with django_assert_max_num_queries(6):
+        client.get("/invite/")

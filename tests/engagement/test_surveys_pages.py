@@ -135,3 +135,16 @@ def test_marketing_builds_a_survey_in_the_admin_and_it_is_audited(now):
     saved = client.post("/admin/engagement/survey/add/", data)
     assert saved.status_code == 302
     assert AuditEvent.objects.filter(action="survey.created").count() == 1
+
+
+def test_the_surveys_and_survey_pages_take_a_fixed_number_of_queries(
+    survey, survey_rule, django_assert_max_num_queries
+):
+    member = make_member()
+    client = logged_in(member)
+    client.get("/surveys/")  # warm: sessions, configuration
+
+    with django_assert_max_num_queries(8):
+        client.get("/surveys/")
+    with django_assert_max_num_queries(10):
+        client.get(f"/surveys/{survey.pk}/")
