@@ -189,6 +189,7 @@ def test_the_csv_rows_are_one_per_response_with_a_column_per_question(enroll, su
     survey_submit(member=member, survey=survey, data=answers_for(survey, bought=("Bread", "Milk")))
 
     header, rows = survey_results_rows(survey=survey)
+    rows = list(rows)
 
     assert header[:4] == ["response_id", "member_number", "submitted_at", "points"] and len(header) == 9
     assert rows[0][1] == member.member_number and rows[0][4:] == ["4", "9", "North", "Bread | Milk", "Lovely staff"]

@@ -93,7 +93,7 @@ def test_staff_with_view_see_the_results_and_download_the_csv(role, survey, surv
 
     csv = client.get(f"/admin/engagement/survey/{survey.pk}/results.csv")
     assert csv.status_code == 200 and csv["Content-Type"].startswith("text/csv")
-    assert member.member_number in csv.content.decode()
+    assert member.member_number in b"".join(csv.streaming_content).decode()
 
 
 def test_staff_without_a_role_may_not_see_results(survey):

@@ -8,7 +8,7 @@ import csv
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -141,11 +141,20 @@ class SurveyAdmin(admin.ModelAdmin):
     def results_csv(self, request, survey_id: int):
         survey = self._survey_for_view(request, survey_id)
         header, rows = survey_results_rows(survey=survey)
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(_csv_lines(header, rows), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="survey-{survey.pk}-answers.csv"'
-        writer = csv.writer(response)
-        writer.writerow(header)
-        for row in rows:
-            # a cell a spreadsheet would run as a formula is written as text
-            writer.writerow([f"'{c}" if isinstance(c, str) and c[:1] in ("=", "+", "-", "@") else c for c in row])
         return response
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(header, rows):
+    """CSV lines as they are written (streamed); a cell a spreadsheet would run as a formula is
+    written as text."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(header)
+    for row in rows:
+        yield writer.writerow([f"'{c}" if isinstance(c, str) and c[:1] in ("=", "+", "-", "@") else c for c in row])

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 
 from loyalty.core import clock
 from loyalty.core.errors import NotFound
@@ -102,11 +103,17 @@ class Nps:
 
 
 def nps_of(scores: list[int]) -> Nps:
-    """Pure: the NPS of 0–10 scores and its normal-approximation 95% interval. With n answers and
-    shares p (promoters) and d (detractors): NPS = 100 (p − d), Var(p − d) = (p + d − (p − d)²) / n."""
-    n = len(scores)
-    promoters = sum(1 for s in scores if s >= 9)
-    detractors = sum(1 for s in scores if s <= 6)
+    """Pure: the NPS of 0–10 scores and its normal-approximation 95% interval (``nps_of_counts``)."""
+    return nps_of_counts(Counter(scores))
+
+
+def nps_of_counts(counts: Mapping[int, int]) -> Nps:
+    """Pure: the NPS of 0–10 scores given as {score: answers}, and its normal-approximation 95%
+    interval. With n answers and shares p (promoters) and d (detractors): NPS = 100 (p − d),
+    Var(p − d) = (p + d − (p − d)²) / n."""
+    n = sum(counts.values())
+    promoters = sum(c for s, c in counts.items() if s >= 9)
+    detractors = sum(c for s, c in counts.items() if s <= 6)
     passives = n - promoters - detractors
     if n == 0:
         return Nps(0, 0, 0, 0, None, None, None, None)
@@ -194,92 +201,123 @@ def _member_labels(member_ids: set[int], program_id: int) -> dict[int, tuple[str
     return {m: (", ".join(segments.get(m, [])), tiers.get(m) or "") for m in member_ids}
 
 
-def survey_results(*, survey: Survey) -> SurveyResults:
+TEXTS_SHOWN = 200
+
+
+def survey_results(*, survey: Survey, texts_shown: int = TEXTS_SHOWN) -> SurveyResults:
     """What staff see on the survey's results page: response rate, per question the distribution (and
-    the mean and NPS for scored questions), the free-text answers with their member's segments and tier.
-    A fixed number of queries whatever the number of answers."""
+    the mean and NPS for scored questions), the latest ``texts_shown`` free-text answers of each text
+    question with their member's segments and tier (all of them are in the CSV). Scores are counted
+    by the database (GROUP BY question and score); choices are counted from their rows; a fixed
+    number of queries whatever the number of answers."""
     questions = survey_questions(survey=survey)
-    responses = SurveyResponse.objects.filter(survey=survey)
-    count = responses.count()
-    points = sum(responses.values_list("points", flat=True))
-    answers = list(
-        SurveyAnswer.objects.filter(response__survey=survey)
-        .values_list("question_id", "score", "choices", "text", "response__member_id", "response__submitted_at")
-        .order_by("response__submitted_at", "id")
+    kinds = {q.pk: q.kind for q in questions}
+    totals = SurveyResponse.objects.filter(survey=survey).aggregate(n=Count("id"), points=Sum("points"))
+    answers = SurveyAnswer.objects.filter(response__survey=survey)
+    score_counts: dict[int, Counter] = {}
+    for question_id, score, n in (
+        answers.filter(score__isnull=False).values_list("question_id", "score").annotate(n=Count("id")).order_by()
+    ):
+        score_counts.setdefault(question_id, Counter())[score] = n
+    choice_ids = [pk for pk, kind in kinds.items() if kind in (QuestionKind.SINGLE, QuestionKind.MULTIPLE)]
+    choice_counts: dict[int, Counter] = {}
+    choice_answers: Counter = Counter()
+    for question_id, picked in (
+        answers.filter(question_id__in=choice_ids).values_list("question_id", "choices").iterator(chunk_size=5000)
+    ):
+        if picked:
+            choice_answers[question_id] += 1
+            choice_counts.setdefault(question_id, Counter()).update(picked)
+    text_ids = [pk for pk, kind in kinds.items() if kind == QuestionKind.TEXT]
+    text_answers = dict(
+        answers.filter(question_id__in=text_ids)
+        .exclude(text="")
+        .values_list("question_id")
+        .annotate(n=Count("id"))
+        .order_by()
     )
-    by_question: dict[int, list[tuple]] = {}
-    for row in answers:
-        by_question.setdefault(row[0], []).append(row)
-    text_members = {row[4] for row in answers if row[3]}
+    texts: dict[int, list[tuple]] = {}
+    for question_id in text_ids:
+        texts[question_id] = list(
+            answers.filter(question_id=question_id)
+            .exclude(text="")
+            .values_list("text", "response__member_id", "response__submitted_at")
+            .order_by("-response__submitted_at", "-id")[:texts_shown]
+        )
+    text_members = {row[1] for rows in texts.values() for row in rows}
     labels = _member_labels(text_members, survey.program_id) if text_members else {}
     results = []
     for question in questions:
-        rows = by_question.get(question.pk, [])
         result = QuestionResult(question=question, answers=0)
         if question.kind in (QuestionKind.RATING, QuestionKind.NPS):
-            scores = [row[1] for row in rows if row[1] is not None]
-            result.answers = len(scores)
+            counts = score_counts.get(question.pk, Counter())
+            n = sum(counts.values())
+            result.answers = n
             low, high = (1, 5) if question.kind == QuestionKind.RATING else (0, 10)
-            counts = Counter(scores)
-            result.distribution = [
-                (str(v), counts.get(v, 0), _percent(counts.get(v, 0), len(scores))) for v in range(low, high + 1)
-            ]
-            result.mean = round(sum(scores) / len(scores), 2) if scores else None
+            result.distribution = [(str(v), counts[v], _percent(counts[v], n)) for v in range(low, high + 1)]
+            result.mean = round(sum(v * c for v, c in counts.items()) / n, 2) if n else None
             if question.kind == QuestionKind.NPS:
-                result.nps = nps_of(scores)
+                result.nps = nps_of_counts(counts)
         elif question.kind in (QuestionKind.SINGLE, QuestionKind.MULTIPLE):
-            chosen = [row[2] for row in rows if row[2]]
-            result.answers = len(chosen)
-            counts = Counter(option for picked in chosen for option in picked)
-            result.distribution = [
-                (option, counts.get(option, 0), _percent(counts.get(option, 0), len(chosen)))
-                for option in question.choices
-            ]
+            counts = choice_counts.get(question.pk, Counter())
+            n = choice_answers[question.pk]
+            result.answers = n
+            result.distribution = [(option, counts[option], _percent(counts[option], n)) for option in question.choices]
         else:
-            texts = [row for row in rows if row[3]]
-            result.answers = len(texts)
+            result.answers = text_answers.get(question.pk, 0)
             result.texts = [
                 {
-                    "text": row[3],
-                    "member_id": row[4],
-                    "submitted_at": row[5],
-                    "segments": labels.get(row[4], ("", ""))[0],
-                    "tier": labels.get(row[4], ("", ""))[1],
+                    "text": text,
+                    "member_id": member_id,
+                    "submitted_at": submitted_at,
+                    "segments": labels.get(member_id, ("", ""))[0],
+                    "tier": labels.get(member_id, ("", ""))[1],
                 }
-                for row in texts
+                for text, member_id, submitted_at in texts.get(question.pk, [])
             ]
         results.append(result)
+    count = totals["n"] or 0
     targeted = survey_targeted_count(survey=survey)
     return SurveyResults(
         survey=survey,
         targeted=targeted,
         responses=count,
         response_rate=_percent(count, targeted) if targeted else None,
-        points=points,
+        points=totals["points"] or 0,
         questions=results,
     )
 
 
-def survey_results_rows(*, survey: Survey) -> tuple[list[str], list[list]]:
+def survey_results_rows(*, survey: Survey) -> tuple[list[str], Iterator[list]]:
     """The CSV export: one row per response, one column per question (scores, choices joined by
-    ' | ', free text), with the member's number and the points given."""
+    ' | ', free text), with the member's number and the points given. The rows are a generator over
+    two ordered streams (responses, answers) read in chunks: memory stays flat whatever the count."""
     questions = survey_questions(survey=survey)
     header = ["response_id", "member_number", "submitted_at", "points"] + [
         f"Q{i}: {q.text}" for i, q in enumerate(questions, start=1)
     ]
-    cells: dict[int, dict[int, str]] = {}
-    for response_id, question_id, score, choices, text in SurveyAnswer.objects.filter(
-        response__survey=survey
-    ).values_list("response_id", "question_id", "score", "choices", "text"):
-        value = str(score) if score is not None else (" | ".join(choices) if choices else text)
-        cells.setdefault(response_id, {})[question_id] = value
-    rows = []
-    for response in (
-        SurveyResponse.objects.filter(survey=survey).select_related("member").order_by("submitted_at", "id")
-    ):
-        answered = cells.get(response.pk, {})
-        rows.append(
-            [response.pk, response.member.member_number, response.submitted_at.isoformat(), response.points]
-            + [answered.get(q.pk, "") for q in questions]
-        )
-    return header, rows
+    return header, _result_rows(survey, [q.pk for q in questions])
+
+
+def _result_rows(survey: Survey, question_ids: list[int]) -> Iterator[list]:
+    responses = (
+        SurveyResponse.objects.filter(survey=survey)
+        .values_list("pk", "member__member_number", "submitted_at", "points")
+        .order_by("pk")
+        .iterator(chunk_size=5000)
+    )
+    answers = (
+        SurveyAnswer.objects.filter(response__survey=survey)
+        .values_list("response_id", "question_id", "score", "choices", "text")
+        .order_by("response_id")
+        .iterator(chunk_size=5000)
+    )
+    pending = next(answers, None)
+    for response_id, member_number, submitted_at, points in responses:
+        cells: dict[int, str] = {}
+        while pending is not None and pending[0] <= response_id:
+            if pending[0] == response_id:
+                _, question_id, score, choices, text = pending
+                cells[question_id] = str(score) if score is not None else (" | ".join(choices) if choices else text)
+            pending = next(answers, None)
+        yield [response_id, member_number, submitted_at.isoformat(), points] + [cells.get(q, "") for q in question_ids]
