@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 
 from loyalty.core import clock
@@ -203,6 +204,52 @@ def _member_labels(member_ids: set[int], program_id: int) -> dict[int, tuple[str
 
 TEXTS_SHOWN = 200
 
+# Options chosen per question, counted by the database: one row per (answer, option) from the JSON
+# array (PostgreSQL jsonb_array_elements_text; SQLite json_each for the embedded demo database).
+_CHOICES_SQL = {
+    "postgresql": (
+        "SELECT a.{question}, c.value, count(*) FROM {answer} a JOIN {response} r ON r.id = a.{response_id}"
+        " CROSS JOIN LATERAL jsonb_array_elements_text(a.{choices}) AS c(value)"
+        " WHERE r.{survey} = %s AND a.{question} IN ({ids}) GROUP BY 1, 2"
+    ),
+    "sqlite": (
+        "SELECT a.{question}, c.value, count(*) FROM {answer} a JOIN {response} r ON r.id = a.{response_id},"
+        " json_each(a.{choices}) AS c WHERE r.{survey} = %s AND a.{question} IN ({ids}) GROUP BY 1, 2"
+    ),
+}
+
+
+def _choice_counts(survey: Survey, question_ids: list[int]) -> tuple[dict[int, Counter], Counter]:
+    """Per choice question: how many members chose each option, and how many answered it."""
+    if not question_ids:
+        return {}, Counter()
+    answered = Counter(
+        dict(
+            SurveyAnswer.objects.filter(response__survey=survey, question_id__in=question_ids)
+            .exclude(choices=[])
+            .values_list("question_id")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+    )
+    quote = connection.ops.quote_name
+    answer, response = SurveyAnswer._meta, SurveyResponse._meta
+    sql = _CHOICES_SQL["postgresql" if connection.vendor == "postgresql" else "sqlite"].format(
+        answer=quote(answer.db_table),
+        response=quote(response.db_table),
+        question=quote(answer.get_field("question").column),
+        response_id=quote(answer.get_field("response").column),
+        choices=quote(answer.get_field("choices").column),
+        survey=quote(response.get_field("survey").column),
+        ids=", ".join(["%s"] * len(question_ids)),
+    )
+    counts: dict[int, Counter] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [survey.pk, *question_ids])
+        for question_id, option, n in cursor.fetchall():
+            counts.setdefault(question_id, Counter())[option] = n
+    return counts, answered
+
 
 def survey_results(*, survey: Survey, texts_shown: int = TEXTS_SHOWN) -> SurveyResults:
     """What staff see on the survey's results page: response rate, per question the distribution (and
@@ -220,14 +267,7 @@ def survey_results(*, survey: Survey, texts_shown: int = TEXTS_SHOWN) -> SurveyR
     ):
         score_counts.setdefault(question_id, Counter())[score] = n
     choice_ids = [pk for pk, kind in kinds.items() if kind in (QuestionKind.SINGLE, QuestionKind.MULTIPLE)]
-    choice_counts: dict[int, Counter] = {}
-    choice_answers: Counter = Counter()
-    for question_id, picked in (
-        answers.filter(question_id__in=choice_ids).values_list("question_id", "choices").iterator(chunk_size=5000)
-    ):
-        if picked:
-            choice_answers[question_id] += 1
-            choice_counts.setdefault(question_id, Counter()).update(picked)
+    choice_counts, choice_answers = _choice_counts(survey, choice_ids)
     text_ids = [pk for pk, kind in kinds.items() if kind == QuestionKind.TEXT]
     text_answers = dict(
         answers.filter(question_id__in=text_ids)
