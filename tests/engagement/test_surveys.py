@@ -193,3 +193,21 @@ def test_the_csv_rows_are_one_per_response_with_a_column_per_question(enroll, su
 
     assert header[:4] == ["response_id", "member_number", "submitted_at", "points"] and len(header) == 9
     assert rows[0][1] == member.member_number and rows[0][4:] == ["4", "9", "North", "Bread | Milk", "Lovely staff"]
+
+
+def test_a_members_export_lists_their_answers_and_erasure_blanks_their_free_text(enroll, survey, survey_rule):
+    from members.services import member_erase, member_export
+
+    member = enroll()
+    survey_submit(member=member, survey=survey, data=answers_for(survey, text="Call me on 555-0100"))
+
+    exported = member_export(member=member)["surveys_referrals"]["surveys"]
+    assert (
+        exported[0]["survey"] == survey.title
+        and {"question": "Anything else?", "answer": "Call me on 555-0100"} in (exported[0]["answers"])
+    )
+
+    member_erase(member=member, actor=None, reason="member asked")
+
+    assert not SurveyAnswer.objects.exclude(text="").exists()
+    assert SurveyAnswer.objects.filter(score__isnull=False).count() == 2  # scores stay, anonymous
