@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Q
+
 from loyalty.engagement.models import CardFingerprint, Referral, SurveyAnswer, SurveyResponse
 
 
@@ -21,7 +23,8 @@ def export_member(member) -> dict[str, Any]:
     ):
         value = answer.score if answer.score is not None else (answer.choices or answer.text)
         answers.setdefault(answer.response_id, []).append({"question": answer.question.text, "answer": value})
-    referred = Referral.objects.filter(referee=member).first()
+    referrals = list(Referral.objects.filter(Q(referee=member) | Q(referrer=member)).order_by("joined_at", "id"))
+    referred = next((r for r in referrals if r.referee_id == member.pk), None)
     return {
         "surveys": [
             {
@@ -38,7 +41,8 @@ def export_member(member) -> dict[str, Any]:
             else None,
             "friends_invited": [
                 {"status": r.status, "joined_at": _time(r.joined_at), "points": r.referrer_points}
-                for r in Referral.objects.filter(referrer=member).order_by("joined_at", "id")
+                for r in referrals
+                if r.referrer_id == member.pk
             ],
             "payment_cards_seen": CardFingerprint.objects.filter(member=member).count(),
         },

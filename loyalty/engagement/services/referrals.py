@@ -175,8 +175,8 @@ def referral_purchase_check(
     settings = referral_settings_of(program=locked.program)
     if settings is None or not settings.is_active:
         return None
-    if purchase.occurred_at > referral.joined_at + dt.timedelta(days=settings.within_days):
-        return None
+    if not referral.joined_at <= purchase.occurred_at <= referral.joined_at + dt.timedelta(days=settings.within_days):
+        return None  # before joining (a backdated purchase) or too late
     if Decimal(purchase.total) < settings.min_spend:
         return None
     referrer = referral.referrer
