@@ -51,9 +51,9 @@ MATRIX: dict[str, dict[str, str]] = {
     "activity.EventType": {"Marketing": DESIGN, "Support": READ, "Analyst": READ},
     "activity.MemberEvent": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "segments.Segment": {
-        "Marketing": f"{DESIGN} refresh_segments snapshot_segments",
-        "Support": READ,
-        "Analyst": READ,
+        "Marketing": f"{DESIGN} export refresh_segments snapshot_segments export_members_csv",
+        "Support": "view export export_members_csv",
+        "Analyst": "view export export_members_csv",
     },
     "segments.SegmentMembership": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "segments.ScoreRun": {"Marketing": READ, "Support": READ, "Analyst": READ},
