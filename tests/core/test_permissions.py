@@ -50,6 +50,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "activity.EventRule": {"Marketing": DESIGN, "Support": READ, "Analyst": READ},
     "activity.EventType": {"Marketing": DESIGN, "Support": READ, "Analyst": READ},
     "activity.MemberEvent": {"Marketing": READ, "Support": READ, "Analyst": READ},
+    "activity.StaffJob": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "segments.Segment": {
         "Marketing": f"{DESIGN} export refresh_segments snapshot_segments export_members_csv",
         "Support": "view export export_members_csv",
