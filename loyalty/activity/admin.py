@@ -104,6 +104,7 @@ class StaffJobAdmin(admin.ModelAdmin):
             "title": "Jobs: run now",
             "jobs": rows,
             "inline": settings.CELERY_TASK_ALWAYS_EAGER,
+            "can_import": request.user.has_perm("activity.importbalances_staffjob"),
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/activity/staffjob/jobs.html", context)

@@ -122,8 +122,9 @@ class MemberEvent(models.Model):
 
 class StaffJob(models.Model):
     """Not a table: the admin's "Jobs" page (run the scheduled jobs now). A model only so the page
-    has its own permissions: ``runpoints`` (mature and expire points: Support) and ``runprogram``
-    (evaluate tiers, refresh segments, compute scores: Marketing); see loyalty.core.roles."""
+    has its own permissions: ``runpoints`` (mature and expire points: Support), ``runprogram``
+    (evaluate tiers, refresh segments, compute scores: Marketing) and ``importbalances`` (opening
+    balances: Support and Marketing); see loyalty.core.roles."""
 
     class Meta:
         managed = False
@@ -131,6 +132,7 @@ class StaffJob(models.Model):
         permissions = [
             ("runpoints_staffjob", "Can run the points jobs (mature pending points, expire due points)"),
             ("runprogram_staffjob", "Can run the program jobs (evaluate tiers, refresh segments, compute scores)"),
+            ("importbalances_staffjob", "Can import opening balances from another program"),
         ]
         verbose_name = "job"
         verbose_name_plural = "jobs: run now"

@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
             options={
                 'verbose_name': 'job',
                 'verbose_name_plural': 'jobs: run now',
-                'permissions': [('runpoints_staffjob', 'Can run the points jobs (mature pending points, expire due points)'), ('runprogram_staffjob', 'Can run the program jobs (evaluate tiers, refresh segments, compute scores)')],
+                'permissions': [('runpoints_staffjob', 'Can run the points jobs (mature pending points, expire due points)'), ('runprogram_staffjob', 'Can run the program jobs (evaluate tiers, refresh segments, compute scores)'), ('importbalances_staffjob', 'Can import opening balances from another program')],
                 'managed': False,
                 'default_permissions': ('view',),
             },
