@@ -1,19 +1,78 @@
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from loyalty.activity.models import EarningRule, EventRule, EventType, MemberEvent, StaffJob
+from loyalty.activity.models import EarningRule, EventRule, EventType, MemberEvent, RuleKind, StaffJob
 from loyalty.activity.services import jobs, rule_config
 from loyalty.core.admin import DeleteEachAdminMixin, ReadOnlyAdminMixin
 from loyalty.core.errors import ApplicationError
+from loyalty.ledger import selectors as ledger_selectors
+
+
+class _OpenMultipleChoice(forms.MultipleChoiceField):
+    """Offers the catalogue, accepts any non-empty text (a category or SKU not sold yet)."""
+
+    def valid_value(self, value):
+        return bool(str(value).strip()) and len(str(value)) <= 100
+
+
+def _picker(name: str, values: list[str], current: list[str]) -> forms.MultipleChoiceField:
+    choices = [(v, v) for v in dict.fromkeys([*current, *values])]
+    return _OpenMultipleChoice(choices=choices, required=False, widget=FilteredSelectMultiple(name, is_stacked=False))
+
+
+class EarningRuleForm(forms.ModelForm):
+    """Categories and SKUs picked from what purchases contain (the most bought first), plus SKUs not
+    sold yet typed in; no JSON lists to write."""
+
+    more_categories = forms.CharField(
+        required=False, label="Other categories", help_text="Categories not sold yet, separated by commas."
+    )
+    more_skus = forms.CharField(required=False, label="Other SKUs", help_text="SKUs not sold yet, separated by commas.")
+
+    class Meta:
+        model = EarningRule
+        fields = "__all__"  # noqa: DJ007 - the admin fieldsets decide what is shown
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        catalogue = ledger_selectors.purchase_catalogue()
+        self.fields["categories"] = _picker("categories", catalogue["category"], list(self.instance.categories or []))
+        self.fields["skus"] = _picker("SKUs", catalogue["sku"], list(self.instance.skus or []))
+        self.fields["categories"].help_text = "Categories seen in purchases, most bought first."
+        self.fields["skus"].help_text = "The 500 most bought SKUs; others below."
+
+    def clean(self):
+        cleaned = super().clean()
+        extra = [s.strip() for s in (cleaned.get("more_skus") or "").split(",") if s.strip()]
+        cleaned["skus"] = sorted({*(cleaned.get("skus") or []), *extra})
+        extra = [s.strip() for s in (cleaned.get("more_categories") or "").split(",") if s.strip()]
+        cleaned["categories"] = sorted({*(cleaned.get("categories") or []), *extra})
+        kind = cleaned.get("kind")
+        if (
+            kind in (RuleKind.CATEGORY_MULTIPLIER, RuleKind.CATEGORY_BONUS, RuleKind.EXCLUDE_CATEGORIES)
+            and not cleaned["categories"]
+        ):
+            self.add_error("categories", "Pick at least one category for this kind of rule.")
+        if kind in (RuleKind.SKU_MULTIPLIER, RuleKind.SKU_BONUS) and not cleaned["skus"]:
+            self.add_error("skus", "Pick or type at least one SKU for this kind of rule.")
+        return cleaned
+
+    def save(self, commit=True):
+        self.instance.categories = self.cleaned_data["categories"]
+        self.instance.skus = self.cleaned_data["skus"]
+        return super().save(commit)
 
 
 @admin.register(EarningRule)
 class EarningRuleAdmin(DeleteEachAdminMixin, admin.ModelAdmin):
+    form = EarningRuleForm
     list_display = (
         "name",
         "program",
@@ -30,7 +89,7 @@ class EarningRuleAdmin(DeleteEachAdminMixin, admin.ModelAdmin):
     search_fields = ("name",)
     fieldsets = (
         (None, {"fields": ("program", "name", "kind", "is_active", "priority", "stackable", "partner")}),
-        ("What it applies to", {"fields": ("categories", "skus", "min_spend")}),
+        ("What it applies to", {"fields": ("categories", "more_categories", "skus", "more_skus", "min_spend")}),
         ("What it gives", {"fields": ("multiplier", "bonus_points")}),
         ("Limits", {"fields": ("valid_from", "valid_until", "cap_per_day", "cap_per_month")}),
     )
