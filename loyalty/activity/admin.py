@@ -13,6 +13,7 @@ from loyalty.activity.services import jobs, rule_config
 from loyalty.core.admin import DeleteEachAdminMixin, ReadOnlyAdminMixin
 from loyalty.core.errors import ApplicationError
 from loyalty.ledger import selectors as ledger_selectors
+from loyalty.ledger.models import Program
 
 
 class _OpenMultipleChoice(forms.MultipleChoiceField):
@@ -47,6 +48,10 @@ class EarningRuleForm(forms.ModelForm):
         self.fields["skus"] = _picker("SKUs", catalogue["sku"], list(self.instance.skus or []))
         self.fields["categories"].help_text = "Categories seen in purchases, most bought first."
         self.fields["skus"].help_text = "The 500 most bought SKUs; others below."
+        self.fields["categories"].label, self.fields["skus"].label = "Categories", "SKUs"
+        if self.instance.pk is None and "program" in self.fields:
+            default = Program.objects.filter(is_default=True).first()
+            self.fields["program"].initial = default.pk if default else None
 
     def clean(self):
         cleaned = super().clean()

@@ -396,7 +396,7 @@
         preview.appendChild(errors);
         return;
       }
-      preview.appendChild(el("p", {}, [el("strong", { text: data.count.toLocaleString() + " members match now" }), document.createTextNode(" — " + data.description)]));
+      preview.appendChild(el("p", {}, [el("strong", { text: data.count.toLocaleString() + (data.count === 1 ? " member matches now" : " members match now") }), document.createTextNode(" — " + data.description)]));
       if (data.incomplete) preview.appendChild(el("p", { className: "help", text: data.incomplete + " condition(s) not filled in yet: not counted until they are." }));
       if (data.sample.length) {
         var table = el("table", { className: "segment-sample" });
