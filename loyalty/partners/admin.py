@@ -32,6 +32,11 @@ class PartnerAdmin(DeleteEachAdminMixin, admin.ModelAdmin):
     search_fields = ("name",)
     readonly_fields = ("api_keys",)
 
+    def get_fields(self, request, obj=None):
+        """The keys' list only for staff who may view API keys (the matrix: Analyst, superusers)."""
+        fields = [f for f in super().get_fields(request, obj) if f != "api_keys"]
+        return [*fields, "api_keys"] if request.user.has_perm("partners.view_partnerapikey") else fields
+
     @admin.display(description="API keys")
     def api_keys(self, obj):
         """The partner's keys, read-only; created, changed and revoked on the one API keys screen."""

@@ -120,3 +120,12 @@ def test_partner_page_lists_its_keys_and_links_to_create_one(client):
     page = client.get(reverse("admin:partners_partner_change", args=[partner.pk])).content.decode()
     assert 'id="partner-keys"' in page and "<td>read</td>" in page and "never" in page
     assert f"partnerapikey/add/?partner={partner.pk}" in page
+
+
+@pytest.mark.parametrize("role", ["Marketing", "Support"])
+def test_partner_page_hides_the_keys_from_roles_that_may_not_view_keys(client, role):
+    partner_key_create(partner_name="Acme Stores", scopes=["read"])
+    partner = Partner.objects.get(name="Acme Stores")
+    client.force_login(role_user(role))
+    page = client.get(reverse("admin:partners_partner_change", args=[partner.pk]))
+    assert page.status_code == 200 and 'id="partner-keys"' not in page.content.decode()
