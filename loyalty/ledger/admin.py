@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html_join
 
 from loyalty.core.admin import ReadOnlyAdminMixin
 from loyalty.core.admin_actions import ReasonForm, action_with_reason
@@ -209,6 +210,13 @@ class LedgerTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("=idempotency_key", "reason")
     date_hierarchy = "created_at"
     inlines = [EntryInline]
+    exclude = ("explanation",)
+    readonly_fields = ("explanation_in_words",)
+
+    @admin.display(description="How the points were counted")
+    def explanation_in_words(self, obj):
+        words = explanation_words(obj.explanation, with_total=True)
+        return format_html_join("", "<div>{}</div>", ((w,) for w in words)) if words else "-"
 
 
 class PurchaseLineInline(ReadOnlyInline):

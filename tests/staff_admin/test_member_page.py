@@ -147,3 +147,12 @@ def test_points_adjust_service_reason_is_kept_on_the_transaction():
     member = member_with_history()
     tx = ledger.points_adjust(account=_account(member), points=5, reason="why", actor=StaffFactory())
     assert tx.reason == "why"
+
+
+def test_ledger_transaction_page_explains_the_points_in_words(client):
+    member = member_with_history()
+    entry = Entry.objects.filter(account=_account(member), kind="earn").get()
+    client.force_login(StaffFactory())
+    page = client.get(reverse("admin:ledger_ledgertransaction_change", args=[entry.transaction_id])).content.decode()
+    assert "Points for 50.00 spent: +50" in page and "Total: 50 points" in page
+    assert "E+" not in page
