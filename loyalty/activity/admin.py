@@ -1,5 +1,4 @@
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.core.exceptions import PermissionDenied
@@ -10,6 +9,7 @@ from django.urls import path, reverse
 
 from loyalty.activity.models import EarningRule, EventRule, EventType, MemberEvent, RuleKind, StaffJob
 from loyalty.activity.services import jobs, rule_config
+from loyalty.celery import app as celery_app
 from loyalty.core.admin import DeleteEachAdminMixin, ReadOnlyAdminMixin
 from loyalty.core.errors import ApplicationError
 from loyalty.ledger import selectors as ledger_selectors
@@ -132,6 +132,11 @@ class MemberEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     raw_id_fields = ("member",)
 
 
+def _inline() -> bool:
+    """Without a broker (no REDIS_URL) Celery runs tasks eagerly: the job runs in the request."""
+    return bool(celery_app.conf.task_always_eager)
+
+
 @admin.register(StaffJob)
 class StaffJobAdmin(admin.ModelAdmin):
     """The "Jobs" page: the scheduled jobs, each with a "Run now" button for the roles allowed to
@@ -167,7 +172,7 @@ class StaffJobAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": "Jobs: run now",
             "jobs": rows,
-            "inline": settings.CELERY_TASK_ALWAYS_EAGER,
+            "inline": _inline(),
             "can_import": request.user.has_perm("activity.importbalances_staffjob"),
             "opts": self.model._meta,
         }
@@ -183,14 +188,12 @@ class StaffJobAdmin(admin.ModelAdmin):
         if not request.user.has_perm(spec.permission):
             raise PermissionDenied
         try:
-            if settings.CELERY_TASK_ALWAYS_EAGER:
+            if _inline():
                 result = jobs.staff_job_run(name=name, actor=request.user)
                 done = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.items()) or "nothing to do"
                 self.message_user(request, f"{spec.label}: done ({done}).", messages.SUCCESS)
             else:
-                from celery import current_app
-
-                current_app.send_task(spec.task)
+                celery_app.send_task(spec.task)
                 jobs.staff_job_queued(name=name, actor=request.user)
                 self.message_user(request, f"{spec.label}: queued for the workers.", messages.SUCCESS)
         except ApplicationError as exc:

@@ -93,3 +93,17 @@ def test_mature_job_makes_pending_points_available():
     assert jobs.staff_job_run(name="mature_points", actor=role_user("Support")) == {"accounts": 1}
     assert Account.objects.get(pk=account.pk).available == 50
     assert ledger  # the ledger's own job did the work
+
+
+def test_with_a_broker_the_job_is_queued_by_task_name_and_audited(client, monkeypatch):
+    from loyalty.celery import app
+
+    sent = []
+    app.conf.task_always_eager = False  # the autouse fixture puts it back
+    monkeypatch.setattr(app, "send_task", lambda name, *a, **k: sent.append(name))
+    user = role_user("Support")
+    client.force_login(user)
+    response = client.post(reverse(RUN, args=["mature_points"]), follow=True)
+    assert "Mature pending points: queued for the workers." in response.content.decode()
+    assert sent == ["ledger.mature_pending_lots"]
+    assert AuditEvent.objects.get(action="job.mature_points").after == {"queued": True}
