@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
 from loyalty.core import clock
@@ -35,6 +35,7 @@ from members.selectors import member_number_clean
 
 DEFAULT_REASON = "opening balance"
 ACTOR = "opening balance import"
+RETRIES = 3
 
 
 @dataclass
@@ -142,6 +143,21 @@ def opening_balances_import(
     report.errors.sort()
     if report.errors or dry_run or not good:
         return report
+    for attempt in range(RETRIES):
+        try:
+            _credit(report, good, program=program, actor=actor, filename=filename)
+            break
+        except IntegrityError:
+            # another import of the same rows committed first (its keys are taken): read again,
+            # and this run finds them done (``repeated``) instead of failing
+            if attempt == RETRIES - 1:
+                raise
+    return report
+
+
+def _credit(
+    report: OpeningBalanceReport, good: list[tuple[_Row, Member, str]], *, program: Program, actor: Actor, filename: str
+) -> None:
     now = clock.now()
     with transaction.atomic():
         distinct = list({m.pk: m for _, m, _ in good}.values())
@@ -176,7 +192,6 @@ def opening_balances_import(
                     "points": report.points,
                 },
             )
-    return report
 
 
 def opening_balances_rows(lines: Iterable[str]) -> list[dict[str, str | None]]:
