@@ -1,5 +1,7 @@
 """Ledger admin: everything read-only; the only change is "adjust points" through the service."""
 
+import uuid
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -81,6 +83,13 @@ class AdjustForm(ReasonForm):
     points = forms.IntegerField(help_text="Positive to add, negative to remove")
 
     field_order = ("points", "reason")
+
+
+class AdjustOnceForm(AdjustForm):
+    """The one-account adjustment: the page's one-time token is the idempotency key, so a double
+    click or a resent form adjusts once."""
+
+    once = forms.UUIDField(widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -169,10 +178,12 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         account = get_object_or_404(self.get_queryset(request).select_related("member", "program"), pk=pk)
         if not self.has_adjust_permission(request):
             raise PermissionDenied
-        form = AdjustForm(request.POST or None)
+        form = AdjustOnceForm(request.POST or None, initial={"once": uuid.uuid4()})
         if request.method == "POST" and form.is_valid():
+            data = dict(form.cleaned_data)
+            key = f"admin-adjust:{account.pk}:{data.pop('once')}"
             try:
-                services.points_adjust(account=account, actor=request.user, **form.cleaned_data)
+                services.points_adjust(account=account, actor=request.user, idempotency_key=key, **data)
             except ApplicationError as exc:
                 form.add_error("points" if exc.code != "reason_required" else "reason", f"{exc.message} ({exc.code})")
             else:

@@ -47,3 +47,26 @@ def test_expiry_run_now_by_two_staff_and_the_schedule_at_once_expires_once():
     account = Account.objects.get(member=member, kind="member")
     assert (account.available, account.expired) == (0, 50)
     assert Entry.objects.filter(account=account, kind="expire").count() == 1
+
+
+def test_a_double_submitted_adjustment_form_adjusts_once():
+    from django.test import Client
+    from django.urls import reverse
+
+    from loyalty.ledger.models import Entry
+
+    member = member_with_history()
+    account = Account.objects.get(member=member, kind="member")
+    user = role_user("Support")
+    url = reverse("admin:ledger_account_adjust", args=[account.pk])
+    once = "6f1c1d2e-8a2b-4c3d-9e4f-0a1b2c3d4e5f"
+
+    def submit(i):
+        client = Client()
+        client.force_login(user)
+        return client.post(url, {"points": "25", "reason": "Goodwill", "once": once}).status_code
+
+    assert run_together(4, submit) == [302, 302, 302, 302]
+    assert Entry.objects.filter(account=account, kind="adjust").count() == 1
+    assert Account.objects.get(pk=account.pk).available == 75
+    assert AuditEvent.objects.filter(action="points.adjust").count() == 1

@@ -3,6 +3,8 @@ account page paginated; adjusting points names the member, their balance and the
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.urls import reverse
 
@@ -97,7 +99,7 @@ def test_adjust_form_names_member_balance_and_keeps_the_reason_in_history(client
     url = reverse("admin:ledger_account_adjust", args=[account.pk])
     form = client.get(url).content.decode()
     assert "Jane Doe (member " in form and "50 available, 0 pending" in form
-    response = client.post(url, {"points": "25", "reason": "Goodwill: late delivery"})
+    response = client.post(url, {"points": "25", "reason": "Goodwill: late delivery", "once": str(uuid.uuid4())})
     assert response.status_code == 302
     entry = Entry.objects.filter(account=account, kind="adjust").select_related("transaction").get()
     assert (entry.points, entry.transaction.reason) == (25, "Goodwill: late delivery")
@@ -110,9 +112,10 @@ def test_adjust_without_reason_or_with_zero_changes_nothing(client):
     account = _account(member)
     client.force_login(role_user("Support"))
     url = reverse("admin:ledger_account_adjust", args=[account.pk])
-    assert client.post(url, {"points": "25", "reason": ""}).status_code == 200
-    assert client.post(url, {"points": "0", "reason": "x"}).status_code == 200
-    page = client.post(url, {"points": "-1000", "reason": "oops"})
+    once = str(uuid.uuid4())
+    assert client.post(url, {"points": "25", "reason": "", "once": once}).status_code == 200
+    assert client.post(url, {"points": "0", "reason": "x", "once": once}).status_code == 200
+    page = client.post(url, {"points": "-1000", "reason": "oops", "once": once})
     assert page.status_code == 200 and "insufficient_points" in page.content.decode()
     assert not Entry.objects.filter(account=account, kind="adjust").exists()
 
