@@ -418,6 +418,8 @@ def _listed(raw: Any) -> list[Any]:
 
 
 def _value(spec: Field, op: str, raw: Any) -> Any:
+    if raw is None or (isinstance(raw, str) and not raw):
+        raise _Problem("fill in a value")
     if op in ("is", "is_set"):
         if not isinstance(raw, bool):
             raise _Problem(f"value {raw!r} must be true or false")
@@ -466,6 +468,8 @@ def _param(param: Param, raw: Any) -> Any:
         keys = set(raw)
         if keys == {"last_days"}:
             days = raw["last_days"]
+            if days in (None, ""):
+                raise _Problem("'last N days' needs the number of days")
             if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 36500:
                 raise _Problem(f"{label}: last_days must be a whole number of days (1-36500)")
             return {"last_days": days}
@@ -540,22 +544,131 @@ def compare(op: str, value: Any, actual: Any) -> bool:
     }[op]
 
 
-def describe(tree: dict[str, Any]) -> str:
-    """A one-line human reading of a rule tree, for lists and previews."""
+# How each condition reads in a sentence: what the member did or is ("spent at least 500").
+_SUBJECTS = {
+    "purchase.spend": "spent",
+    "purchase.count": "made",
+    "purchase.average_basket": "average basket",
+    "purchase.days_since_last": "days since the last purchase",
+    "loyalty.tier": "tier",
+    "loyalty.available_points": "available points",
+    "loyalty.points_expiring": "points expiring",
+    "loyalty.points_earned": "lifetime points earned",
+    "loyalty.redemptions": "redemptions",
+}
+_PLAIN_OPS = {**OPERATORS, "in_last_days": "in the last", "more_than_days_ago": "more than", "at_least": "at least"}
+
+
+def _words(value: Any, names: dict[int, str] | None = None) -> str:
+    if isinstance(value, list):
+        texts = [_words(v, names) for v in value]
+        return ", ".join(texts[:-1]) + f" or {texts[-1]}" if len(texts) > 1 else "".join(texts)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if names is not None and isinstance(value, int) and value in names:
+        return names[value]
+    if isinstance(value, float):
+        return format(Decimal(str(value)).normalize(), "f")
+    return str(value)
+
+
+def _param_words(tree: dict[str, Any]) -> str:
+    parts = []
+    window = tree.get("window")
+    if isinstance(window, dict):
+        if window.get("last_days"):
+            parts.append(f"in the last {window['last_days']} days")
+        elif window.get("from"):
+            parts.append(f"from {window['from']} to {window['to']}" if window.get("to") else f"since {window['from']}")
+    for key, words in (("category", "in"), ("sku", "on SKU"), ("store", "at store"), ("partner", "at partner")):
+        if tree.get(key):
+            parts.append(f"{words} {_words(tree[key])}")
+    if tree.get("days"):
+        parts.append(f"within {tree['days']} days")
+    if tree.get("program"):
+        parts.append(f"in program {tree['program']}")
+    return (" " + " ".join(parts)) if parts else ""
+
+
+def _condition_words(tree: dict[str, Any], names: dict[int, str] | None) -> str:
+    name, op, value = tree.get("field", ""), tree.get("op"), tree.get("value")
+    spec = fields().get(name)
+    label = spec.label if spec else str(name)
+    if name == "consent":
+        channel = f" by {tree['channel']}" if tree.get("channel") else ""
+        verb = "gave" if value else "did not give"
+        return f"{verb} consent to {tree.get('purpose', '')}{channel}"
+    if name == "segment":
+        return f"{'is in' if op == 'in' else 'is not in'} segment {_words(value, names)}"
+    if op in ("is", "is_set"):
+        if op == "is_set":
+            return f"{label.lower()} is {'filled in' if value else 'empty'}"
+        return f"{label.lower()}: {_words(value)}"
+    subject = _SUBJECTS.get(name, label.lower())
+    if op == "between":
+        phrase = f"between {_words(value[0])} and {_words(value[1])}"
+    elif op in ("in", "not_in"):
+        phrase = f"{_PLAIN_OPS[op]} {_words(value)}"
+    elif op in ("in_last_days", "more_than_days_ago"):
+        phrase = f"{_PLAIN_OPS[op]} {value} days{' ago' if op == 'more_than_days_ago' else ''}"
+    else:
+        phrase = f"{_PLAIN_OPS.get(op, op)} {_words(value)}"
+    if name == "purchase.count":
+        return f"made {phrase.replace('is ', '')} purchases{_param_words(tree)}"
+    if name == "purchase.spend":
+        return f"spent {phrase.replace('is ', '')}{_param_words(tree)}"
+    return f"{subject} {phrase}{_param_words(tree)}"
+
+
+def describe(tree: dict[str, Any], *, segment_names: dict[int, str] | None = None) -> str:
+    """The rules in plain language, for lists, pages and previews: "spent at least 500 in the
+    last 90 days and tier is Gold". ``segment_names`` (id -> name) names referenced segments."""
     if "all" in tree or "any" in tree:
         key = "all" if "all" in tree else "any"
-        parts = [describe(child) for child in tree[key]]
+        parts = [describe(child, segment_names=segment_names) for child in tree[key]]
         if not parts:
             return "everybody" if key == "all" else "nobody"
         joined = (" and " if key == "all" else " or ").join(parts)
-        return f"({joined})" if len(parts) > 1 else joined
+        return f"({joined})" if len(parts) > 1 and key == "any" else joined
     if "not" in tree:
-        return f"not {describe(tree['not'])}"
-    spec = fields().get(tree.get("field", ""))
-    label = spec.label if spec else tree.get("field")
-    extras = [f"{k}={tree[k]}" for k in tree if k not in ("field", "op", "value")]
-    suffix = f" [{', '.join(extras)}]" if extras else ""
-    return f"{label} {OPERATORS.get(tree.get('op'), tree.get('op'))} {tree.get('value')}{suffix}"
+        return f"not ({describe(tree['not'], segment_names=segment_names)})"
+    return _condition_words(tree, segment_names)
+
+
+def incomplete_dropped(tree: Any) -> tuple[Any, int]:
+    """The tree without conditions nobody has filled in yet (a new row in the builder: value
+    empty), and how many were dropped: the live preview counts what is there instead of
+    showing an error before anything is typed. Saving still validates the whole tree."""
+    if not isinstance(tree, dict):
+        return tree, 0
+    for key in ("all", "any"):
+        if key in tree and isinstance(tree[key], list):
+            kept, dropped = [], 0
+            for child in tree[key]:
+                if _unfilled(child):
+                    dropped += 1
+                    continue
+                child, inner = incomplete_dropped(child)
+                kept.append(child)
+                dropped += inner
+            return {**tree, key: kept}, dropped
+    if "not" in tree:
+        if _unfilled(tree["not"]):
+            return {"all": []}, 1
+        inner, dropped = incomplete_dropped(tree["not"])
+        return {**tree, "not": inner}, dropped
+    return tree, 0
+
+
+def _unfilled(node: Any) -> bool:
+    if isinstance(node, dict) and "not" in node and len(node) == 1:
+        return _unfilled(node["not"])
+    if not isinstance(node, dict) or "field" not in node or "value" not in node:
+        return False
+    value = node["value"]
+    if isinstance(value, list):
+        return all(v in ("", None) for v in value)
+    return value is None or value == ""
 
 
 def walk(tree: dict[str, Any], path: str = "rules"):

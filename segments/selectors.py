@@ -154,7 +154,14 @@ def segment_preview(*, rules: Any, segment: Segment | None = None, sample_size: 
     sample = list(
         members.order_by("-id").values("id", "member_number", "first_name", "last_name", "status")[:sample_size]
     )
-    return {"count": members.count(), "sample": sample, "description": R.describe(tree)}
+    return {"count": members.count(), "sample": sample, "description": rules_words(tree)}
+
+
+def rules_words(tree: dict[str, Any]) -> str:
+    """The rules in plain language with referenced segments named (one query when there are any)."""
+    ids = R.referenced_segments(tree)
+    names = dict(Segment.objects.filter(pk__in=ids).values_list("pk", "name")) if ids else {}
+    return R.describe(tree, segment_names=names)
 
 
 # Membership ---------------------------------------------------------------------------------------

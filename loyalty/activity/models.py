@@ -118,3 +118,24 @@ class MemberEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type_id} {self.member_id} +{self.points}"
+
+
+class StaffJob(models.Model):
+    """Not a table: the admin's "Jobs" page (run the scheduled jobs now). A model only so the page
+    has its own permissions: ``runpoints`` (mature and expire points: Support), ``runprogram``
+    (evaluate tiers, refresh segments, compute scores: Marketing) and ``importbalances`` (opening
+    balances: Support and Marketing); see loyalty.core.roles."""
+
+    class Meta:
+        managed = False
+        default_permissions = ("view",)
+        permissions = [
+            ("runpoints_staffjob", "Can run the points jobs (mature pending points, expire due points)"),
+            ("runprogram_staffjob", "Can run the program jobs (evaluate tiers, refresh segments, compute scores)"),
+            ("importbalances_staffjob", "Can import opening balances from another program"),
+        ]
+        verbose_name = "job"
+        verbose_name_plural = "jobs: run now"
+
+    def __str__(self) -> str:
+        return "job"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from loyalty.ledger.policy import round_points
+from loyalty.ledger.policy import points_text, round_points
 
 ZERO = Decimal("0")
 
@@ -99,9 +99,11 @@ class _Multiplier(RuleKindStrategy):
         matched = sum((line.base for line in eligible if self.matches(rule, line)), ZERO)
         if not matched or rule.multiplier == 1:
             return None
+        value = matched * context.earn_rate * (rule.multiplier - 1)
         return Award(
-            value=matched * context.earn_rate * (rule.multiplier - 1),
-            detail=f"{matched} × {context.earn_rate} × ({rule.multiplier} − 1)",
+            value=value,
+            detail=f"{matched} × {points_text(context.earn_rate)} × ({points_text(rule.multiplier)} − 1)"
+            f" = {points_text(value)}",
         )
 
 
@@ -147,7 +149,9 @@ class MinSpendBonus(RuleKindStrategy):
     def award(self, rule: Rule, eligible: list[Line], base: Decimal, context: Context) -> Award | None:
         if base < rule.min_spend or not rule.bonus_points:
             return None
-        return Award(value=Decimal(rule.bonus_points), detail=f"spend {base} ≥ {rule.min_spend}")
+        return Award(
+            value=Decimal(rule.bonus_points), detail=f"spend {base} ≥ {rule.min_spend}: {rule.bonus_points} bonus"
+        )
 
 
 # Values are the ``RuleKind`` choices of loyalty.activity.models (this module stays free of models).
@@ -177,7 +181,11 @@ def evaluate(lines: list[Line], context: Context, rules: list[Rule]) -> Result:
 
     rated = base * context.earn_rate
     explanation.append(
-        {"rule": "Base rate", "detail": f"{base} × {context.earn_rate}", "points": str(rated.normalize())}
+        {
+            "rule": "Base rate",
+            "detail": f"{base} × {points_text(context.earn_rate)} = {points_text(rated)}",
+            "points": points_text(rated),
+        }
     )
     extras, bonuses = ZERO, ZERO
     awards: dict[int, int] = {}
@@ -200,15 +208,17 @@ def evaluate(lines: list[Line], context: Context, rules: list[Rule]) -> Result:
         else:
             bonuses += value
         awards[rule.id] = int(value)
-        explanation.append({"rule": rule.name, "detail": award.detail, "points": str(value.normalize())})
+        explanation.append({"rule": rule.name, "detail": award.detail, "points": points_text(value)})
         applied_any = True
         exclusive_applied = not rule.stackable
 
     multiplied = (rated + extras) * context.partner_multiplier * context.tier_multiplier
     if context.partner_multiplier != 1:
-        explanation.append({"rule": "Partner multiplier", "detail": f"× {context.partner_multiplier}"})
+        explanation.append({"rule": "Partner multiplier", "detail": f"× {points_text(context.partner_multiplier)}"})
     if context.tier_multiplier != 1:
-        explanation.append({"rule": f"Tier {context.tier_name}".strip(), "detail": f"× {context.tier_multiplier}"})
+        explanation.append(
+            {"rule": f"Tier {context.tier_name}".strip(), "detail": f"× {points_text(context.tier_multiplier)}"}
+        )
     total = round_points(multiplied + bonuses, context.rounding)
     explanation.append(
         {

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from loyalty.activity import services as activity
 from loyalty.api import serializers as s
 from loyalty.api.errors import PROBLEM, application_problem
+from loyalty.api.schema import KEEP_HOURS
 from loyalty.core.errors import ApplicationError, Conflict, NotFound
 from loyalty.core.idempotency import idempotent
 from loyalty.ledger import selectors as ledger_selectors
@@ -44,7 +45,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     OpenApiParameter.HEADER,
     required=False,
     description=(
-        "Repeat-safe key: the first response is stored 48 h and returned again, byte for byte and with "
+        f"Repeat-safe key: the first response is stored {KEEP_HOURS} h and returned again, byte for byte and with "
         "`Idempotent-Replayed: true`, for the same body; a request that died leaves the key free for its retry."
     ),
 )

@@ -105,3 +105,9 @@ for model, model_admin in ((get_user_model(), StaffUserAdmin), (Group, RoleGroup
     if admin.site.is_registered(model):
         admin.site.unregister(model)
     admin.site.register(model, model_admin)
+
+
+# -- branding: staff see the product's name, not "Django administration" -------------------------
+admin.site.site_header = "Loyalty platform"
+admin.site.site_title = "Loyalty platform"
+admin.site.index_title = "Run the loyalty program"

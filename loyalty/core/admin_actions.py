@@ -26,6 +26,7 @@ def action_with_reason(
     permissions: tuple[str, ...] = ("change",),
     form_class: type[forms.Form] = ReasonForm,
     target_kwarg: str = "member",
+    describe: Callable[[Any], str] = str,
 ) -> Callable:
     """Build an admin action that asks for a reason (and any fields of ``form_class``) and
     calls ``service(<target_kwarg>=obj, actor=request.user, **form.cleaned_data)`` per object."""
@@ -47,7 +48,8 @@ def action_with_reason(
         context = {
             **modeladmin.admin_site.each_context(request),
             "title": description,
-            "objects": queryset,
+            "objects": [describe(obj) for obj in queryset],
+            "object_ids": [obj.pk for obj in queryset],
             "form": form,
             "action_name": name,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,

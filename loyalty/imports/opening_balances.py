@@ -21,11 +21,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
 from loyalty.core import clock
 from loyalty.core.errors import ApplicationError, ValidationFailed
+from loyalty.core.services import Actor, audit_record
 from loyalty.ledger.models import Program, TransactionKind
 from loyalty.ledger.policy import EXPIRY_TIME
 from loyalty.ledger.services import Credit, accounts_open_many, points_credit_many
@@ -34,6 +35,7 @@ from members.selectors import member_number_clean
 
 DEFAULT_REASON = "opening balance"
 ACTOR = "opening balance import"
+RETRIES = 3
 
 
 @dataclass
@@ -100,9 +102,16 @@ def _idempotency_key(program: Program, member: Member, row: _Row) -> str:
 
 
 def opening_balances_import(
-    *, rows: Iterable[Mapping[str, str | None]], program: Program, dry_run: bool = False
+    *,
+    rows: Iterable[Mapping[str, str | None]],
+    program: Program,
+    dry_run: bool = False,
+    actor: Actor = None,
+    filename: str = "",
 ) -> OpeningBalanceReport:
-    """Check every row, then credit them all (nothing when any row is bad, or ``dry_run``)."""
+    """Check every row, then credit them all (nothing when any row is bad, or ``dry_run``).
+    ``actor``: the staff user who imports (the admin page): the ledger transactions carry them
+    and one ``opening_balances.imported`` audit row says what was credited."""
     report = OpeningBalanceReport()
     today = clock.today()
     parsed: list[_Row] = []
@@ -134,6 +143,21 @@ def opening_balances_import(
     report.errors.sort()
     if report.errors or dry_run or not good:
         return report
+    for attempt in range(RETRIES):
+        try:
+            _credit(report, good, program=program, actor=actor, filename=filename)
+            break
+        except IntegrityError:
+            # another import of the same rows committed first (its keys are taken): read again,
+            # and this run finds them done (``repeated``) instead of failing
+            if attempt == RETRIES - 1:
+                raise
+    return report
+
+
+def _credit(
+    report: OpeningBalanceReport, good: list[tuple[_Row, Member, str]], *, program: Program, actor: Actor, filename: str
+) -> None:
     now = clock.now()
     with transaction.atomic():
         distinct = list({m.pk: m for _, m, _ in good}.values())
@@ -151,21 +175,36 @@ def opening_balances_import(
                 )
                 for row, member, key in good
             ],
-            actor=ACTOR,
+            actor=actor or ACTOR,
         )
-    report.credited, report.repeated = result.credited, result.repeated
-    report.points = sum(row.points for (row, _, _), tx in zip(good, result.transaction_ids, strict=True) if tx)
-    return report
+        report.credited, report.repeated = result.credited, result.repeated
+        report.points = sum(row.points for (row, _, _), tx in zip(good, result.transaction_ids, strict=True) if tx)
+        if actor is not None:
+            audit_record(
+                actor=actor,
+                action="opening_balances.imported",
+                target=program,
+                reason=f"opening balances {filename}".strip(),
+                after={
+                    "rows": report.rows,
+                    "credited": report.credited,
+                    "repeated": report.repeated,
+                    "points": report.points,
+                },
+            )
+
+
+def opening_balances_rows(lines: Iterable[str]) -> list[dict[str, str | None]]:
+    """The rows of a CSV (header first), keys stripped; refused without the needed columns."""
+    reader = csv.DictReader(lines)
+    columns = {c.strip() for c in reader.fieldnames or []}
+    if "points" not in columns or not columns & {"member_number", "email"}:
+        raise ValidationFailed("The file needs a header with points and member_number or email", code="invalid_header")
+    return [{(k or "").strip(): v for k, v in row.items()} for row in reader]
 
 
 def opening_balances_import_file(*, path: Path | str, program: Program, dry_run: bool = False) -> OpeningBalanceReport:
     """``opening_balances_import`` over a CSV file (UTF-8, a header row)."""
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = {c.strip() for c in reader.fieldnames or []}
-        if "points" not in columns or not columns & {"member_number", "email"}:
-            raise ValidationFailed(
-                "The file needs a header with points and member_number or email", code="invalid_header"
-            )
-        rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
+        rows = opening_balances_rows(handle)
     return opening_balances_import(rows=rows, program=program, dry_run=dry_run)

@@ -21,6 +21,14 @@ def add_months(moment: dt.datetime, months: int) -> dt.datetime:
     return moment.replace(year=year, month=month, day=min(moment.day, last))
 
 
+def points_text(value: Decimal | int) -> str:
+    """Points or an amount as people write them: 50 (never 5E+1 or 50.000), 12.5, 0.25."""
+    value = Decimal(value)
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
 def round_points(value: Decimal, rounding: str) -> int:
     """Round once, to whole points, in the program's rounding mode (ROUND_DOWN by default)."""
     return int(value.quantize(Decimal("1"), rounding=getattr(decimal, rounding)))

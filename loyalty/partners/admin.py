@@ -1,5 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
@@ -17,12 +19,51 @@ from loyalty.partners.models import (
     WebhookEndpoint,
 )
 
+API_SCOPES = [
+    ("read", "Read: look up members, balances, entries, offers, rewards"),
+    ("write", "Write: enroll, purchases, returns, redemptions, events, coupons, webhooks"),
+]
+
 
 @admin.register(Partner)
 class PartnerAdmin(DeleteEachAdminMixin, admin.ModelAdmin):
     list_display = ("name", "kind", "status", "earn_multiplier", "cost_per_point")
     list_filter = ("kind", "status")
     search_fields = ("name",)
+    readonly_fields = ("api_keys",)
+
+    def get_fields(self, request, obj=None):
+        """The keys' list only for staff who may view API keys (the matrix: Analyst, superusers)."""
+        fields = [f for f in super().get_fields(request, obj) if f != "api_keys"]
+        return [*fields, "api_keys"] if request.user.has_perm("partners.view_partnerapikey") else fields
+
+    @admin.display(description="API keys")
+    def api_keys(self, obj):
+        """The partner's keys, read-only; created, changed and revoked on the one API keys screen."""
+        if not obj.pk:
+            return "Save the partner first, then create its keys."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    key.name,
+                    key.prefix,
+                    ", ".join(key.scopes) or "none",
+                    f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never",
+                    "revoked" if key.revoked else "active",
+                )
+                for key in PartnerAPIKey.objects.filter(partner=obj).order_by("-created")
+            ),
+        )
+        add = reverse("admin:partners_partnerapikey_add") + f"?partner={obj.pk}"
+        return format_html(
+            '<table id="partner-keys"><thead><tr><th>Name</th><th>Prefix</th><th>Scopes</th><th>Last used</th>'
+            '<th>State</th></tr></thead><tbody>{}</tbody></table><p><a href="{}">Create an API key for this partner</a>'
+            " (shown once, when created)</p>",
+            rows,
+            add,
+        )
 
     def save_model(self, request, obj, form, change):
         staff_services.partner_save(partner=obj, actor=request.user, created=not change, reason="admin")
@@ -143,10 +184,32 @@ class PartnerMemberAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     raw_id_fields = ("member",)
 
 
+class PartnerAPIKeyForm(forms.ModelForm):
+    """Scopes as checkboxes (not a JSON list)."""
+
+    scopes = forms.MultipleChoiceField(
+        choices=API_SCOPES, widget=forms.CheckboxSelectMultiple, required=True, help_text="What the key may do."
+    )
+
+    class Meta:
+        model = PartnerAPIKey
+        fields = ("partner", "name", "scopes", "expiry_date", "revoked")
+
+    def clean_scopes(self):
+        return sorted(self.cleaned_data["scopes"])
+
+
 @admin.register(PartnerAPIKey)
 class PartnerAPIKeyAdmin(DeleteEachAdminMixin, APIKeyModelAdmin):
+    """The one place where partner API keys are created, changed and revoked (the partner's page
+    lists them and links here)."""
+
+    form = PartnerAPIKeyForm
     list_display = (*APIKeyModelAdmin.list_display, "partner", "scopes", "last_used_at")
     list_filter = ("partner", "revoked")
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "last_used_at")
 
     def save_model(self, request, obj, form=None, change=False):
         if change:

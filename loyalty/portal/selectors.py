@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from django.core.paginator import Page, Paginator
 
 from loyalty.core.errors import NotFound
 from loyalty.ledger import selectors as ledger_selectors
+from loyalty.ledger.explanations import explanation_words
+from loyalty.ledger.explanations import number_words as _number
 from loyalty.ledger.models import Account, Entry, EntryKind, Program
 from loyalty.portal import cards
 from loyalty.tiers.selectors import TierProgress, tier_progress
@@ -91,37 +92,6 @@ class Home:
 def member_program_account(*, member: Member) -> tuple[Program, Account | None]:
     program = ledger_selectors.program_default()
     return program, ledger_selectors.member_account(member=member, program=program)
-
-
-def _number(text: str) -> str:
-    """A rule's points or rate as a person writes it: 80, 1.5, 1,200 (not 8E+1)."""
-    try:
-        value = Decimal(str(text))
-    except ArithmeticError:
-        return str(text)
-    if value == value.to_integral_value():
-        return f"{int(value):,}"
-    return f"{value:,f}".rstrip("0").rstrip(".")
-
-
-def explanation_words(explanation: list[dict[str, Any]]) -> list[str]:
-    """The earning rules' explanation lines in plain words: "Double points on dairy: +40"."""
-    words = []
-    for item in explanation or []:
-        rule, detail, points = item.get("rule", ""), item.get("detail", ""), item.get("points")
-        if rule == "Total":
-            continue
-        if rule == "Base rate" and points is not None:
-            spend, _, rate = detail.partition(" × ")
-            per = f" ({_number(rate)} a unit)" if rate and Decimal(rate) != 1 else ""
-            words.append(f"Points for {spend} spent{per}: +{_number(points)}")
-        elif detail == "cap reached":
-            words.append(f"{rule}: limit reached, no more points this period")
-        elif points is not None:
-            words.append(f"{rule}: +{_number(points)}")
-        else:
-            words.append(f"{rule}: {detail}" if not detail.startswith("×") else f"{rule} {detail}")
-    return words
 
 
 def history_line(entry: Entry) -> HistoryLine:

@@ -7,7 +7,7 @@ import io
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
@@ -390,3 +390,39 @@ def segment_static_members_add(
                 after={"added": refresh.entered, "size": refresh.size, "reason": reason},
             )
     return refresh
+
+
+EXPORT_COLUMNS = ("member_number", "external_id", "first_name", "last_name", "email", "status", "entered_at")
+
+
+def segment_members_export(*, segment: Segment, actor: Actor) -> Iterator[tuple[Any, ...]]:
+    """The segment's current members as CSV rows (header first), recorded as
+    ``segment.members_exported`` (who, how many) before any row is read: personal data leaves the
+    system. Rows are streamed from the database in member-number order, not held in memory."""
+    rows = (
+        SegmentMembership.objects.filter(segment=segment, left_at__isnull=True)
+        .order_by("member__member_number")
+        .values_list(
+            "member__member_number",
+            "member__external_id",
+            "member__first_name",
+            "member__last_name",
+            "member__email",
+            "member__status",
+            "entered_at",
+        )
+    )
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="segment.members_exported",
+            target=segment,
+            after={"members": rows.count(), "columns": list(EXPORT_COLUMNS)},
+        )
+
+    def stream() -> Iterator[tuple[Any, ...]]:
+        yield EXPORT_COLUMNS
+        for row in rows.iterator(chunk_size=2000):
+            yield (*row[:-1], row[-1].isoformat() if row[-1] else "")
+
+    return stream()

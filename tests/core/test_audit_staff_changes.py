@@ -72,7 +72,7 @@ def test_api_key_issued_revoked_and_deleted_in_the_admin_are_audited_without_the
     response = posted(
         admin_client.post(
             "/admin/partners/partnerapikey/add/",
-            {"name": "till", "partner": partner.pk, "scopes": '["read"]', "expiry_date_0": "", "expiry_date_1": ""},
+            {"name": "till", "partner": partner.pk, "scopes": ["read"], "expiry_date_0": "", "expiry_date_1": ""},
             follow=False,
         )
     )
@@ -83,7 +83,7 @@ def test_api_key_issued_revoked_and_deleted_in_the_admin_are_audited_without_the
             {
                 "name": "till",
                 "partner": partner.pk,
-                "scopes": '["read"]',
+                "scopes": ["read"],
                 "revoked": "on",
                 "expiry_date_0": "",
                 "expiry_date_1": "",
@@ -110,8 +110,7 @@ def earning_rule_form(program: Program, **changes) -> dict:
         "priority": "0",
         "stackable": "on",
         "partner": "",
-        "categories": '["books"]',
-        "skus": "[]",
+        "categories": ["books"],
         "min_spend": "0",
         "multiplier": "2",
         "bonus_points": "0",

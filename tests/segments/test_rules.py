@@ -161,7 +161,7 @@ def test_describe_reads_like_the_rule():
             ]
         }
     )
-    assert R.describe(tree) == "(Number of purchases at least 3 and not Has kids is True)"
+    assert R.describe(tree) == "made at least 3 purchases and not (has kids: yes)"
     assert R.describe({"any": []}) == "nobody"
 
 

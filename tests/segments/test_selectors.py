@@ -76,7 +76,7 @@ def test_preview_counts_and_samples_matches_without_writing(two_segments, django
         preview = selectors.segment_preview(rules={"field": "member.age_band", "op": "is_set", "value": True})
     assert preview["count"] == 3
     assert {row["id"] for row in preview["sample"]} == ids(two_segments["a"], two_segments["b"], two_segments["c"])
-    assert preview["description"] == "Age band is filled in True"
+    assert preview["description"] == "age band is filled in"
 
 
 def test_members_data_export_and_erasure_cover_segments(two_segments):

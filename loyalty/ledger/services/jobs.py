@@ -19,8 +19,15 @@ from loyalty.core import clock
 from loyalty.core.parallel import job_workers, parallel_drain
 from loyalty.ledger.models import Account, AccountKind, Lot, Program
 from loyalty.ledger.services.accounts import system_account
+from loyalty.partners.services import webhook_event_types_wanted
 
 BATCH_ACCOUNTS = 5000
+
+
+def _published_at(event_type: str, now: dt.datetime) -> dt.datetime | None:
+    """An event no active webhook endpoint subscribes to is written already published (as
+    ``outbox_record`` writes it): nothing waits in the outbox for a fan-out that has no receiver."""
+    return None if event_type in webhook_event_types_wanted() else now
 
 
 def _mature(cursor, lo: int, hi: int, now: dt.datetime) -> None:
@@ -67,7 +74,8 @@ WITH due AS MATERIALIZED (
 ), events AS (
     INSERT INTO partners_outboxevent (event_type, member_id, payload, created_at, published_at)
     SELECT 'points.expired', p.member_id,
-           json_build_object('member_number', m.member_number, 'program', g.name, 'points', p.pts), %(now)s, NULL
+           json_build_object('member_number', m.member_number, 'program', g.name, 'points', p.pts), %(now)s,
+           %(published)s
     FROM per_account p JOIN members_member m ON m.id = p.member_id JOIN ledger_program g ON g.id = p.program_id
 )
 UPDATE ledger_lot SET remaining = 0 WHERE id = ANY (ARRAY (SELECT id FROM due))
@@ -81,7 +89,8 @@ def _expire(cursor, lo: int, hi: int, now: dt.datetime) -> None:
     stamp = uuid.uuid4().hex
     if connection.vendor == "postgresql":
         # one statement: the due lots are read once; transaction ids come from the sequence
-        cursor.execute(_EXPIRE_POSTGRESQL, {"now": now, "lo": lo, "hi": hi, "stamp": stamp})
+        published = _published_at("points.expired", now)
+        cursor.execute(_EXPIRE_POSTGRESQL, {"now": now, "lo": lo, "hi": hi, "stamp": stamp, "published": published})
         return
     ids = [lo, hi]
     due = "l.remaining > 0 AND l.expires_at <= %s AND l.account_id BETWEEN %s AND %s"
@@ -120,12 +129,12 @@ def _expire(cursor, lo: int, hi: int, now: dt.datetime) -> None:
     cursor.execute(
         f"""INSERT INTO partners_outboxevent (event_type, member_id, payload, created_at, published_at)
             SELECT 'points.expired', a.member_id,
-                   json_object('member_number', m.member_number, 'program', p.name, 'points', s.pts), %s, NULL
+                   json_object('member_number', m.member_number, 'program', p.name, 'points', s.pts), %s, %s
             FROM (SELECT l.account_id, SUM(l.remaining) AS pts FROM ledger_lot l WHERE {due} GROUP BY l.account_id) AS s
             JOIN ledger_account a ON a.id = s.account_id
             JOIN members_member m ON m.id = a.member_id
             JOIN ledger_program p ON p.id = a.program_id""",  # noqa: S608
-        [now, now, *ids],
+        [now, _published_at("points.expired", now), now, *ids],
     )
     cursor.execute(
         f"UPDATE ledger_lot SET remaining = 0 WHERE id IN (SELECT l.id FROM ledger_lot l WHERE {due})",  # noqa: S608
@@ -225,12 +234,12 @@ def expiring_notify(*, days: int = 7, now: dt.datetime | None = None) -> int:
         cursor.execute(
             f"""INSERT INTO partners_outboxevent (event_type, member_id, payload, created_at, published_at)
                 SELECT 'points.expiring', a.member_id,
-                       {json_object}('member_number', m.member_number, 'program', p.name, 'points', s.pts, 'expires_on', CAST(%s AS TEXT)), %s, NULL
+                       {json_object}('member_number', m.member_number, 'program', p.name, 'points', s.pts, 'expires_on', CAST(%s AS TEXT)), %s, %s
                 FROM (SELECT l.account_id, SUM(l.remaining) AS pts FROM ledger_lot l
                       WHERE l.remaining > 0 AND l.expires_at >= %s AND l.expires_at < %s GROUP BY l.account_id) AS s
                 JOIN ledger_account a ON a.id = s.account_id AND a.kind = 'member'
                 JOIN members_member m ON m.id = a.member_id
                 JOIN ledger_program p ON p.id = a.program_id""",  # noqa: S608 - fixed function name only
-            [start.date().isoformat(), now, start, end],
+            [start.date().isoformat(), now, _published_at("points.expiring", now), start, end],
         )
         return cursor.rowcount

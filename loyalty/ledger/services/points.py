@@ -513,6 +513,8 @@ def points_adjust(
                 idempotency_key=idempotency_key,
                 actor=actor,
             )
+        if idempotency_key and _adjust_audited(account, tx):
+            return tx  # a repeat (double click, resent form): the first call wrote and audited it
         after = Account.objects.get(pk=account.pk)
         audit_record(
             actor=actor,
@@ -523,6 +525,16 @@ def points_adjust(
             after={"available": after.available, "pending": after.pending, "points": points, "transaction": tx.pk},
         )
     return tx
+
+
+def _adjust_audited(account: Account, tx: LedgerTransaction) -> bool:
+    """Whether the adjustment ``tx`` already has its audit row (read after the account lock, so a
+    concurrent first call has committed both)."""
+    from loyalty.core.models import AuditEvent
+
+    return AuditEvent.objects.filter(
+        action="points.adjust", target_type="ledger.account", target_id=str(account.pk), after__transaction=tx.pk
+    ).exists()
 
 
 def points_transfer(

@@ -325,7 +325,8 @@
         }
         function update() {
           sync();
-          if (modeSelect.value === "last") set(days.value ? { last_days: parseInt(days.value, 10) } : "");
+          // "last N days" without N is kept as such: the server refuses it (never all history)
+          if (modeSelect.value === "last") set({ last_days: days.value ? parseInt(days.value, 10) : null });
           else if (modeSelect.value === "range") set(from.value ? (to.value ? { from: from.value, to: to.value } : { from: from.value }) : "");
           else set("");
         }
@@ -395,7 +396,8 @@
         preview.appendChild(errors);
         return;
       }
-      preview.appendChild(el("p", {}, [el("strong", { text: data.count.toLocaleString() + " members match now" }), document.createTextNode(" — " + data.description)]));
+      preview.appendChild(el("p", {}, [el("strong", { text: data.count.toLocaleString() + (data.count === 1 ? " member matches now" : " members match now") }), document.createTextNode(" — " + data.description)]));
+      if (data.incomplete) preview.appendChild(el("p", { className: "help", text: data.incomplete + " condition(s) not filled in yet: not counted until they are." }));
       if (data.sample.length) {
         var table = el("table", { className: "segment-sample" });
         table.appendChild(el("thead", {}, [el("tr", {}, ["Member number", "Name", "Status"].map(function (h) { return el("th", { text: h }); }))]));
