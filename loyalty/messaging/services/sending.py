@@ -24,7 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 
 from loyalty.core import clock
 from loyalty.core.errors import ValidationFailed
@@ -408,3 +408,118 @@ def messages_claims_expire(*, now: dt.datetime | None = None) -> int:
     return Message.objects.filter(status=MessageStatus.SENDING, claimed_at__lt=now - STALE_CLAIM).update(
         status=MessageStatus.FAILED, reason=Reason.INTERRUPTED, error="claimed but no outcome recorded"
     )
+
+
+CAMPAIGN_CAPPED_STATUSES = (MessageStatus.QUEUED, *CAPPED_STATUSES)
+
+
+def messages_queue_members(
+    *,
+    content: Content,
+    members: QuerySet,
+    channels: Sequence[str],
+    source: str,
+    key: str,
+    program: Program | None = None,
+    campaign_id: int | None = None,
+    variant: str = "",
+    campaign_cap: tuple[int, int] | None = None,
+    dispatch: bool = True,
+) -> list[int]:
+    """``messages_queue`` for a set of members given as a query of member ids (``values_list(
+    "member_id", flat=True)``), set-based: on PostgreSQL one ``INSERT ... SELECT`` over the query
+    and the channels (``ON CONFLICT (send_key) DO NOTHING``: the same ``key`` queues nothing twice),
+    elsewhere the ids are read and queued by ``messages_queue``. ``campaign_cap`` = (n, days): a
+    member who already has n messages of ``campaign_id`` on a channel (queued or sent) in the last
+    ``days`` days gets none on that channel. Returns the ids of the messages this call queued."""
+    unknown = set(channels) - set(Channel.values)
+    if unknown:
+        raise ValidationFailed(f"Unknown channel(s): {', '.join(sorted(unknown))}", code="invalid_channel")
+    if not key:
+        raise ValidationFailed("A send key is required", code="send_key_required")
+    if campaign_cap is not None and campaign_id is None:
+        raise ValidationFailed("A campaign cap needs the campaign", code="campaign_cap_without_campaign")
+    now = clock.now()
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            member_ids = list(members)
+            if campaign_cap is None:
+                return messages_queue(
+                    content=content,
+                    member_ids=member_ids,
+                    channels=channels,
+                    source=source,
+                    key=key,
+                    program=program,
+                    campaign_id=campaign_id,
+                    variant=variant,
+                    dispatch=dispatch,
+                )
+            ids: list[int] = []
+            for channel in channels:
+                over = set(
+                    Message.objects.filter(
+                        campaign_id=campaign_id,
+                        channel=channel,
+                        status__in=CAMPAIGN_CAPPED_STATUSES,
+                        created_at__gt=now - dt.timedelta(days=campaign_cap[1]),
+                        member_id__in=member_ids,
+                    )
+                    .values("member_id")
+                    .annotate(n=Count("id"))
+                    .filter(n__gte=campaign_cap[0])
+                    .values_list("member_id", flat=True)
+                )
+                ids += messages_queue(
+                    content=content,
+                    member_ids=[m for m in member_ids if m not in over],
+                    channels=[channel],
+                    source=source,
+                    key=key,
+                    program=program,
+                    campaign_id=campaign_id,
+                    variant=variant,
+                    dispatch=dispatch,
+                )
+            return sorted(ids)
+    members_sql, members_params = members.query.sql_with_params()
+    table = Message._meta.db_table
+    cap_sql, cap_params = "", []
+    if campaign_cap is not None:
+        cap_sql = f"""WHERE (SELECT count(*) FROM {table} x WHERE x.campaign_id = %s AND x.member_id = s.member_id
+                        AND x.channel = c.channel AND x.status = ANY(%s) AND x.created_at > %s) < %s"""  # noqa: S608
+        cap_params = [
+            campaign_id,
+            [str(s) for s in CAMPAIGN_CAPPED_STATUSES],
+            now - dt.timedelta(days=campaign_cap[1]),
+            campaign_cap[0],
+        ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {table} (member_id, channel, send_key, content_id, purpose, status, reason,
+                    program_id, source, campaign_id, variant, event_id, context, subject, body, links,
+                    created_at, provider_id, error, open_count, click_count)
+                SELECT s.member_id, c.channel, %s || ':' || s.member_id || ':' || c.channel, %s, %s, 'queued', '',
+                       %s, %s, %s, %s, NULL, '{{}}'::jsonb, '', '', '[]'::jsonb, %s, '', '', 0, 0
+                FROM ({members_sql}) AS s(member_id) CROSS JOIN unnest(%s::text[]) AS c(channel)
+                {cap_sql}
+                ON CONFLICT (send_key) DO NOTHING
+                RETURNING id""",  # noqa: S608 - the model's own table, a query built by the ORM
+            [
+                key,
+                content.pk,
+                content.purpose,
+                program.pk if program is not None else None,
+                source,
+                campaign_id,
+                variant,
+                now,
+                *members_params,
+                list(channels),
+                *cap_params,
+            ],
+        )
+        ids = sorted(row[0] for row in cursor.fetchall())
+        if dispatch and ids:
+            transaction.on_commit(lambda: messages_dispatch(message_ids=ids))
+    return ids
