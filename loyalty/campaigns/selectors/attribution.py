@@ -63,7 +63,8 @@ def _revenue_by_member(campaign: Campaign, start: dt.datetime, end: dt.datetime)
               GROUP BY cm.arm, p.member_id"""  # noqa: S608 - the models' own tables
     revenue: dict[str, list[float]] = defaultdict(list)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [campaign.pk, campaign.program_id, start, end])
+        adapt = connection.ops.adapt_datetimefield_value  # as the ORM stores them (SQLite compares text)
+        cursor.execute(sql, [campaign.pk, campaign.program_id, adapt(start), adapt(end)])
         for arm, net in cursor.fetchall():
             revenue[arm].append(float(net))
     return revenue
