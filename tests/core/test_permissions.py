@@ -75,6 +75,11 @@ MATRIX: dict[str, dict[str, str]] = {
     "messaging.ContactPreference": {"Marketing": READ, "Support": "view change", "Analyst": READ},
     "messaging.Message": {"Marketing": READ, "Support": READ, "Analyst": READ},
     "offers.MemberOfferRank": {"Marketing": READ, "Support": READ, "Analyst": READ},
+    "campaigns.Campaign": {
+        "Marketing": f"{DESIGN} launch_campaigns schedule_campaigns unschedule_campaigns finish_campaigns cancel_campaigns",
+        "Support": READ,
+        "Analyst": READ,
+    },
 }
 STAFF_ROLES = [*ROLES, "no role"]
 

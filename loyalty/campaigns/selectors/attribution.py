@@ -40,11 +40,19 @@ def attribution_window(campaign: Campaign) -> tuple[dt.datetime, dt.datetime] | 
     return campaign.launched_at, campaign.launched_at + dt.timedelta(days=campaign.attribution_days)
 
 
-def _arm_names(campaign: Campaign) -> list[str]:
-    """The holdout first, then the arms in the snapshot (or the variants, before any snapshot)."""
-    sizes = dict(
-        CampaignMember.objects.filter(campaign=campaign).values("arm").annotate(n=Count("id")).values_list("arm", "n")
+def arm_sizes(campaign: Campaign) -> dict[str, int]:
+    """Members of each arm in the audience snapshot."""
+    return dict(
+        CampaignMember.objects.filter(campaign=campaign)
+        .values("arm")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("arm", "n")
     )
+
+
+def _arm_names(campaign: Campaign, sizes: dict[str, int]) -> list[str]:
+    """The holdout first, then the arms in the snapshot (or the variants, before any snapshot)."""
     names = set(sizes) | {v.name for v in campaign.variants.all()}
     if not campaign.variants.exists():
         names.add("main")
@@ -72,15 +80,9 @@ def _revenue_by_member(campaign: Campaign, start: dt.datetime, end: dt.datetime)
 
 def campaign_arms(campaign: Campaign) -> list[ArmData]:
     """One ``ArmData`` per arm, the holdout first (see the module's docstring)."""
-    names = _arm_names(campaign)
+    sizes = arm_sizes(campaign)
+    names = _arm_names(campaign, sizes)
     window = attribution_window(campaign)
-    sizes = dict(
-        CampaignMember.objects.filter(campaign=campaign)
-        .values("arm")
-        .annotate(n=Count("id"))
-        .order_by()
-        .values_list("arm", "n")
-    )
     revenue: dict[str, list[float]] = {}
     points: dict[str, int] = {}
     rewards: dict[str, Decimal] = {}

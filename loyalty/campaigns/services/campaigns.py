@@ -80,6 +80,20 @@ class Arm:
     content: ContentType
 
 
+def campaign_variants_record(*, campaign: Campaign, actor: Actor, reason: str = "") -> None:
+    """Audit the variants as saved with the campaign (the admin's inline): names, weights, contents."""
+    with transaction.atomic():
+        stored = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if stored.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
+            raise Conflict("The variants of a launched campaign cannot change", code="campaign_not_editable")
+        variants = [
+            {"name": v.name, "weight": v.weight, "content": v.content_id} for v in stored.variants.order_by("name")
+        ]
+        audit_record(
+            actor=actor, action="campaign.variants_changed", target=stored, reason=reason, after={"variants": variants}
+        )
+
+
 def _invalid(field: str, message: str, code: str) -> ValidationFailed:
     return ValidationFailed(message, code=code, fields={field: [message]})
 
@@ -421,5 +435,6 @@ __all__ = [
     "campaign_schedule",
     "campaign_unschedule",
     "campaign_validate",
+    "campaign_variants_record",
     "campaigns_run_due",
 ]
