@@ -203,3 +203,31 @@ def test_change_pages_of_a_draft_and_a_launched_campaign_open(role, launched):
         assert page.status_code == 200
     assert "How many members the holdout needs" in page.content.decode()
     assert "Results" in page.content.decode()
+
+
+def test_results_page_of_a_draft_says_it_has_no_results_yet():
+    draft = make_campaign(name="Draft")
+
+    page = client_for("Analyst").get(reverse("admin:campaigns_campaign_results", args=[draft.pk]))
+
+    assert page.status_code == 200
+    assert "Not launched yet: no results." in page.content.decode()
+
+
+def test_staff_without_a_role_may_not_open_the_sample_size_helper():
+    assert client_for("no role").get(reverse("admin:campaigns_campaign_sample_size")).status_code == 403
+
+
+def test_results_csv_holds_every_arm_of_the_page(launched):
+    """The chart's table: the CSV rows name the same arms the page shows."""
+    client = client_for("Marketing")
+    page = client.get(reverse("admin:campaigns_campaign_results", args=[launched.pk]))
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                client.get(reverse("admin:campaigns_campaign_results_csv", args=[launched.pk])).content.decode()
+            )
+        )
+    )
+
+    assert [arm.name for arm in page.context["results"].arms] == [row[0] for row in rows[1:]]
