@@ -21,3 +21,9 @@ def campaign_run(campaign_id: int, number: int) -> int:
         return 0
     run = services.campaign_run(campaign=campaign, number=number)
     return run.queued if run is not None else 0
+
+
+@shared_task(name="campaigns.dispatch", acks_late=True)
+def campaign_dispatch(campaign_id: int) -> int:
+    """After a run commits: its queued messages go to the send batches (tasks sent)."""
+    return services.campaign_messages_dispatch(campaign_id=campaign_id)

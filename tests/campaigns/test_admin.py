@@ -231,3 +231,17 @@ def test_results_csv_holds_every_arm_of_the_page(launched):
     )
 
     assert [arm.name for arm in page.context["results"].arms] == [row[0] for row in rows[1:]]
+
+
+def test_bulk_delete_keeps_a_launched_campaign_and_deletes_a_draft(launched):
+    draft = make_campaign(name="Draft")
+    client = client_for("Marketing")
+    url = reverse("admin:campaigns_campaign_changelist")
+
+    refused = client.post(url, {"action": "delete_selected", "_selected_action": [launched.pk], "post": "yes"})
+    client.post(url, {"action": "delete_selected", "_selected_action": [draft.pk], "post": "yes"})
+
+    assert refused.status_code in (200, 403)
+    assert Campaign.objects.filter(pk=launched.pk).exists()
+    assert not Campaign.objects.filter(pk=draft.pk).exists()
+    assert AuditEvent.objects.filter(action="campaign.deleted").count() == 1

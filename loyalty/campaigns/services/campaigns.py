@@ -33,8 +33,8 @@ from loyalty.core import clock
 from loyalty.core.errors import Conflict, PermissionDenied, ValidationFailed
 from loyalty.core.services import Actor, audit_record, model_delete_audited, model_save_audited
 from loyalty.ledger.models import Account, AccountKind
-from loyalty.messaging.models import Channel, Content, Purpose
-from loyalty.messaging.services import messages_queue_members
+from loyalty.messaging.models import Channel, Content, Message, MessageStatus, Purpose
+from loyalty.messaging.services import messages_queue_members, sending
 from members.models import MemberStatus
 from segments.models import SegmentMembership
 
@@ -321,15 +321,37 @@ def _run(campaign: Campaign, *, number: int, now: dt.datetime) -> CampaignRun | 
             campaign_id=campaign.pk,
             variant=arm.name,
             campaign_cap=cap,
+            dispatch=False,
         )
         queued += len(ids)
         expected += sizes[arm.name] * len(campaign.channels)
     run.queued, run.capped = queued, expected - queued
     run.save(update_fields=["queued", "capped"])
+    if queued:
+        transaction.on_commit(lambda: _dispatch_later(campaign.pk))
     campaign.runs_done = number
     campaign.next_run_at = _next_run_at(campaign, number)
     Campaign.objects.filter(pk=campaign.pk).update(runs_done=number, next_run_at=campaign.next_run_at, updated_at=now)
     return run
+
+
+def _dispatch_later(campaign_id: int) -> None:
+    """One Celery task hands the run's messages to the send batches: a launch to a million members
+    does not wait for thousands of hand-offs to the broker."""
+    from loyalty.campaigns.tasks import campaign_dispatch
+
+    campaign_dispatch.delay(campaign_id)
+
+
+def campaign_messages_dispatch(*, campaign_id: int) -> int:
+    """Hand the campaign's queued messages to messaging's send batches (a message handed over twice
+    is sent once: the claim). Returns the tasks sent."""
+    ids = list(
+        Message.objects.filter(campaign_id=campaign_id, status=MessageStatus.QUEUED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    return sending.messages_dispatch(message_ids=ids)
 
 
 def _check_contents(campaign: Campaign, arms: list[Arm]) -> None:
@@ -430,6 +452,7 @@ __all__ = [
     "campaign_delete",
     "campaign_finish",
     "campaign_launch",
+    "campaign_messages_dispatch",
     "campaign_run",
     "campaign_save",
     "campaign_schedule",
