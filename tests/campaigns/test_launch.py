@@ -300,3 +300,15 @@ def test_bad_campaign_input_is_a_clear_error(field, value, code):
         make_campaign(**{field: value})
 
     assert refused.value.code == code
+
+
+def test_dispatch_task_delivered_twice_sends_each_message_once(mailoutbox):
+    members = [make_program_member() for _ in range(4)]
+    campaign = make_campaign(include=[make_segment("all", members)], holdout_percent=0)
+    launched(campaign)  # not committed in this test: nothing was handed over yet
+
+    services.campaign_messages_dispatch(campaign_id=campaign.pk)  # Celery eager: sent now
+    services.campaign_messages_dispatch(campaign_id=campaign.pk)  # the task again
+
+    assert list(Message.objects.values_list("status", flat=True)) == [MessageStatus.SENT] * 4
+    assert len(mailoutbox) == 4
