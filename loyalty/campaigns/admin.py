@@ -25,7 +25,7 @@ from loyalty.campaigns.services import campaigns as services
 from loyalty.campaigns.stats import StatisticsInputError
 from loyalty.core.admin import DeleteEachAdminMixin
 from loyalty.core.errors import ApplicationError
-from loyalty.messaging.models import Channel
+from loyalty.messaging.models import Channel, Purpose
 
 EDITABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
 
@@ -62,6 +62,9 @@ class CampaignForm(forms.ModelForm):
             return data
         probe = Campaign(**{k: v for k, v in data.items() if k in {f.name for f in Campaign._meta.concrete_fields}})
         probe.channels = list(data.get("channels") or [])
+        content = data.get("content")
+        if content is not None and content.purpose != Purpose.MARKETING:
+            self.add_error("content", "Campaigns send marketing content; this one is a service message.")
         try:
             services.campaign_validate(probe)
         except ApplicationError as exc:

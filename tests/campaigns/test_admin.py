@@ -245,3 +245,29 @@ def test_bulk_delete_keeps_a_launched_campaign_and_deletes_a_draft(launched):
     assert Campaign.objects.filter(pk=launched.pk).exists()
     assert not Campaign.objects.filter(pk=draft.pk).exists()
     assert AuditEvent.objects.filter(action="campaign.deleted").count() == 1
+
+
+def test_a_service_content_is_a_form_error_on_the_content():
+    from loyalty.messaging.models import Purpose
+
+    answer = client_for("Marketing").post(
+        reverse("admin:campaigns_campaign_add"),
+        {
+            "program": launched_program_id(),
+            "name": "Service",
+            "content": make_content(purpose=Purpose.SERVICE).pk,
+            "channels": ["email"],
+            "recurrence": "none",
+            "frequency_cap_days": 30,
+            "attribution_days": 14,
+            "holdout_percent": "10",
+            "variants-TOTAL_FORMS": 0,
+            "variants-INITIAL_FORMS": 0,
+            "runs-TOTAL_FORMS": 0,
+            "runs-INITIAL_FORMS": 0,
+        },
+    )
+
+    assert answer.status_code == 200
+    assert "content" in answer.context["adminform"].form.errors
+    assert not Campaign.objects.filter(name="Service").exists()
