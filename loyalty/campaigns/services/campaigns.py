@@ -218,10 +218,15 @@ def campaign_cancel(*, campaign: Campaign, actor: Actor, reason: str = "") -> Ca
 
 
 def campaign_finish(*, campaign: Campaign, actor: Actor, reason: str = "") -> Campaign:
+    """No further runs; the results stay (attribution keeps its window from the launch)."""
     return _status_change(
-        campaign=campaign, to=CampaignStatus.FINISHED, actor=actor, reason=reason, next_run_at=None,
+        campaign=campaign,
+        to=CampaignStatus.FINISHED,
+        actor=actor,
+        reason=reason,
+        next_run_at=None,
         finished_at=clock.now(),
-    )  # fmt: skip
+    )
 
 
 def audience_members(campaign: Campaign) -> QuerySet:
