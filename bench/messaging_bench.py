@@ -5,7 +5,7 @@
   message checked at send time (consent, preferences, quiet hours, weekly cap). Target: >= 2,000
   messages per second on this machine.
 
-  REDIS_URL=redis://127.0.0.1:6379/8 .venv/bin/python bench/messaging_bench.py [--messages 100000 --concurrency 2]
+  REDIS_URL=redis://127.0.0.1:6379/8 .venv/bin/python bench/messaging_bench.py [--messages 100000 --concurrency 2 --db NAME]
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     parser.add_argument("--batch", type=int, default=500, help="messages per task")
+    parser.add_argument("--db", default="loyalty_bench_messaging", help="bench database (dropped and recreated)")
     args = parser.parse_args()
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/8")
-    db_name = "loyalty_bench_messaging"
+    db_name = args.db
     setup(db_name)
 
     from django.conf import settings
