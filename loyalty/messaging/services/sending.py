@@ -193,10 +193,6 @@ def policy_of(program_id: int | None, now: dt.datetime) -> MessagingPolicy:
     return policy or MessagingPolicy(program_id=program_id, updated_at=now)
 
 
-def _address(member: Member, channel: str) -> str:
-    return _address_of(channel, email=member.email, phone=member.phone, member_number=member.member_number)
-
-
 def _address_of(channel: str, *, email: str | None, phone: str | None, member_number: str) -> str:
     if channel == Channel.EMAIL:
         return email or ""
