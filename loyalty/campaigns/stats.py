@@ -120,27 +120,31 @@ def welch_ttest(
     return MeanTest(mean_a, mean_b, diff, se, df, t, p_value, diff - half, diff + half)
 
 
-# Resampled values held at once (a chunk of resamples × group size): bounds memory for big arms.
+# Resampled values drawn at once for a small arm (resamples × its members): bounds memory.
 _BOOTSTRAP_CHUNK_VALUES = 4_000_000
 
 
 def _bootstrap_means(x: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Means of `resamples` samples of x drawn with replacement (each of x's size).
+    """Means of `resamples` samples of x drawn with replacement (each of x's size). Three exact ways
+    of the same draw, by cost:
 
-    A group with few distinct values (most members spend 0) is resampled by counts: the counts of a
-    resample over the distinct values follow a multinomial law, which is exactly drawing members with
-    replacement, at a cost per resample of the distinct values instead of the members.
+    - few distinct values (most members spend 0): the counts of a resample over the distinct values follow
+      a multinomial law, so a resample costs the distinct values instead of the members;
+    - small arms: every draw at once, `resamples` × members indices;
+    - large arms: the members of a resample that spent something are binomial in number, and only they are
+      drawn (from the spenders); the others add 0. A resample costs the arm's spenders, not its members.
     """
     n = x.size
     values, counts = np.unique(x, return_counts=True)
     if values.size * 4 <= n:
         drawn = rng.multinomial(n, counts / n, size=resamples)  # resamples × distinct values
         return drawn @ values / n
-    per_chunk = max(1, _BOOTSTRAP_CHUNK_VALUES // n)
-    means = np.empty(resamples, dtype=np.float64)
-    for start in range(0, resamples, per_chunk):
-        size = min(per_chunk, resamples - start)
-        means[start : start + size] = x[rng.integers(0, n, size=(size, n))].mean(axis=1)
+    if n * resamples <= _BOOTSTRAP_CHUNK_VALUES:
+        return x[rng.integers(0, n, size=(resamples, n))].mean(axis=1)
+    spenders = x[x != 0]  # not empty: an arm of zeros has one distinct value, resampled by counts above
+    means = np.zeros(resamples, dtype=np.float64)
+    for i, k in enumerate(rng.binomial(n, spenders.size / n, size=resamples)):
+        means[i] = spenders[rng.integers(0, spenders.size, size=k)].sum() / n
     return means
 
 

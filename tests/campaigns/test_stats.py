@@ -144,6 +144,21 @@ def test_bootstrap_by_counts_and_by_draws_give_the_same_interval_for_mostly_zero
     assert by_counts[0] < 0.9 < by_counts[1]
 
 
+def test_bootstrap_of_large_arms_draws_only_the_spenders_and_gives_the_same_interval(monkeypatch):
+    # Large arms resample the spenders only (their number binomial); made to take that path here by a
+    # small memory bound, the interval matches the all-members draw on the same data.
+    rng = np.random.default_rng(5)
+    a = np.where(rng.random(3000) < 0.3, rng.exponential(30, 3000), 0.0)
+    b = np.where(rng.random(3000) < 0.25, rng.exponential(30, 3000), 0.0)
+    every_member = stats.bootstrap_mean_diff_ci(a, b, resamples=3000, seed=0)
+    monkeypatch.setattr(stats, "_BOOTSTRAP_CHUNK_VALUES", 1000)
+    spenders_only = stats.bootstrap_mean_diff_ci(a, b, resamples=3000, seed=0)
+    width = every_member[1] - every_member[0]
+    assert spenders_only[0] == pytest.approx(every_member[0], abs=0.1 * width)
+    assert spenders_only[1] == pytest.approx(every_member[1], abs=0.1 * width)
+    assert stats.bootstrap_mean_diff_ci(np.zeros(2000), np.zeros(2000), resamples=10) == (0, 0)
+
+
 def test_sample_size_for_two_points_over_ten_percent():
     # p1 = 0.10, p2 = 0.12, p̄ = 0.11
     # (1.959964 * sqrt(2 * 0.11 * 0.89) + 0.841621 * sqrt(0.10 * 0.90 + 0.12 * 0.88))² / 0.02²
