@@ -203,6 +203,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "messaging-send-sweep": {"task": "messaging.send_sweep", "schedule": 60},
     "messaging-expiring-reminders": {"task": "messaging.expiring_reminders", "schedule": crontab(hour=7, minute=0)},
     "offers-nightly-ranking": {"task": "offers.rank_offers_for_members", "schedule": crontab(hour=3, minute=15)},
+    "campaigns-run-due": {"task": "campaigns.run_due", "schedule": 60},
 }
 
 # Nightly set-based jobs walk disjoint windows of accounts / members on this many PostgreSQL

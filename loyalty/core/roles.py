@@ -31,7 +31,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "ledger.program": ("view", "change"),
         "segments": ACTIONS,
         "offers": ACTIONS,
-        "campaigns": ACTIONS,
+        "campaigns": (*ACTIONS, "launch"),  # launch: launch, schedule, finish, cancel campaigns
         "engagement": ACTIONS,
         "messaging": ("view",),
         "messaging.content": ACTIONS,

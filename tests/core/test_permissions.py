@@ -80,6 +80,11 @@ MATRIX: dict[str, dict[str, str]] = {
     "engagement.Survey": {"Marketing": "view add change delete", "Support": READ, "Analyst": READ},
     "engagement.ReferralSettings": {"Marketing": "view add change", "Support": READ, "Analyst": READ},
     "engagement.Referral": {"Marketing": READ, "Support": READ, "Analyst": READ},
+    "campaigns.Campaign": {
+        "Marketing": f"{DESIGN} launch_campaigns schedule_campaigns unschedule_campaigns finish_campaigns cancel_campaigns",
+        "Support": READ,
+        "Analyst": READ,
+    },
 }
 STAFF_ROLES = [*ROLES, "no role"]
 

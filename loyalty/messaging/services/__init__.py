@@ -20,6 +20,7 @@ from loyalty.messaging.services.sending import (
     messages_claims_expire,
     messages_dispatch,
     messages_queue,
+    messages_queue_members,
     messages_send,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "messages_claims_expire",
     "messages_dispatch",
     "messages_queue",
+    "messages_queue_members",
     "messages_send",
     "outbox_consume",
     "policy_save",

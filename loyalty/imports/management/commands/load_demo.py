@@ -19,12 +19,16 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from loyalty.activity.models import EarningRule
+from loyalty.campaigns.models import Campaign, Variant
+from loyalty.campaigns.services import campaigns as campaign_services
 from loyalty.core import clock
 from loyalty.core.services import model_save_audited
 from loyalty.imports.complete_journey import complete_journey_import, dataset_load
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger.models import Program
 from loyalty.ledger.services import program_partner_add, program_update
+from loyalty.messaging.models import Content
+from loyalty.messaging.services import content_save
 from loyalty.partners.services import partner_ensure
 from loyalty.tiers.models import Tier
 from loyalty.tiers.services import tier_create, tier_policy_set
@@ -214,6 +218,61 @@ def demo_offers(*, program: Program) -> list[Offer]:
     return result
 
 
+DEMO_CAMPAIGN = "Demo: dairy reminder (replayed on history)"
+
+
+def demo_campaign(*, program: Program, offers: list[Offer]) -> Campaign | None:
+    """One finished campaign with results: launched 30 days before today to every member (20% holdout,
+    two variants in the portal inbox), 14-day attribution window, then finished. The baskets in its
+    window are the households' real ones, which no message caused: its uplift is noise, and its
+    intervals say so. Skipped when it exists (by name)."""
+    if Campaign.objects.filter(name=DEMO_CAMPAIGN).exists():
+        return None
+    launch_at = dt.datetime.combine(clock.today() - dt.timedelta(days=30), dt.time(15, 0), tzinfo=dt.UTC)
+    dairy = next((offer for offer in offers if offer.name == "Double points on dairy"), None)
+    with clock.frozen(launch_at):
+        with transaction.atomic():
+            reminder = content_save(
+                content=Content(
+                    name="Demo campaign: reminder",
+                    subject="We miss you, {{ first_name }}",
+                    body="You have {{ balance }} points waiting. Come back this week.",
+                ),
+                actor=ACTOR,
+                created=True,
+            )
+            offer_text = content_save(
+                content=Content(
+                    name="Demo campaign: dairy offer",
+                    subject="Double points on dairy",
+                    body="{{ first_name }}, this week milk, cheese and yogurt earn twice the points.",
+                    offer=dairy,
+                ),
+                actor=ACTOR,
+                created=True,
+            )
+            campaign = campaign_services.campaign_save(
+                campaign=Campaign(
+                    program=program,
+                    name=DEMO_CAMPAIGN,
+                    goal="Bring members back to the store within two weeks.",
+                    content=reminder,
+                    channels=["inbox"],
+                    holdout_percent=20,
+                    attribution_days=14,
+                ),
+                actor=ACTOR,
+            )
+            if dairy is not None:
+                campaign.offers.set([dairy])
+            Variant.objects.create(campaign=campaign, name="Reminder", weight=1)
+            Variant.objects.create(campaign=campaign, name="Dairy offer", weight=1, content=offer_text)
+            campaign_services.campaign_variants_record(campaign=campaign, actor=ACTOR)
+        campaign_services.campaign_launch(campaign=campaign, actor=ACTOR)
+    with clock.frozen(launch_at + dt.timedelta(days=14)):
+        return campaign_services.campaign_finish(campaign=campaign, actor=ACTOR, reason="attribution window over")
+
+
 def demo_rewards(*, program: Program, member_external_id: str = MEMBER_HOUSEHOLD) -> list[Reward]:
     """One reward of each kind, and one whose cost is a little above what the demo member holds
     (a reward within reach); the missing ones are added (by name), audited as ``load_demo``."""
@@ -290,6 +349,9 @@ class Command(BaseCommand):
             offers = demo_offers(program=program)
             rewards = demo_rewards(program=program)
         self.stdout.write(f"Demo: {len(offers)} bonus-point offers, {len(rewards)} rewards.")
+        campaign = demo_campaign(program=program, offers=offers)
+        if campaign is not None:
+            self.stdout.write(f"Demo campaign: {campaign.name}, {campaign.audience_size} members, finished.")
         with transaction.atomic():
             self._logins()
         self.stdout.write(f"Logins (password for all: {DEMO_PASSWORD}):")
