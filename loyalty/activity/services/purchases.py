@@ -16,6 +16,7 @@ from loyalty.activity.services.linking import partner_member_link
 from loyalty.core import clock
 from loyalty.core.config import config_cached
 from loyalty.core.errors import Conflict, NotFound, ValidationFailed
+from loyalty.engagement.services.challenges import challenges_on_purchase
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger import services as ledger
 from loyalty.ledger.models import LedgerTransaction, Lot, Program, Purchase, Return, TransactionKind
@@ -408,6 +409,7 @@ def purchase_record(
             outcome.pending_until = _pending_until(earn, earn.credited_lot)
             outcome.explanation = earn.explanation
         tier_upgrade_check(member=member, program=program, tiers=tiers)
+        challenges_on_purchase(locked=locked, purchase=purchase, lines=lines)  # engagement: challenge progress
         if outcome.points:
             outbox_record(
                 event_type="points.earned",
