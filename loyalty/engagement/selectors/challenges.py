@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from loyalty.core.config import config_cached
 from loyalty.engagement.models import (
@@ -269,6 +270,10 @@ class CompletionRate:
     participants: int
     completed: int
 
+    def __post_init__(self) -> None:
+        # a member may complete without progress rows of their own (e.g. a nightly award): count them
+        object.__setattr__(self, "participants", max(self.participants, self.completed))
+
     @property
     def rate(self) -> float | None:
         return self.completed / self.participants if self.participants else None
@@ -301,3 +306,23 @@ def challenge_completion_rates(*, challenge_ids: list[int]) -> dict[int, Complet
         )
         for pk in challenge_ids
     }
+
+
+def challenges_with_figures(challenges: QuerySet[Challenge]) -> QuerySet[Challenge]:
+    """``challenges`` with ``participants_n`` and ``completed_n`` (a subquery each, for the admin list)."""
+    participants = (
+        ChallengeProgress.objects.filter(challenge=OuterRef("pk"))
+        .filter(Q(value__gt=0) | Q(opted_in_at__isnull=False))
+        .values("challenge")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    completed = (
+        ChallengeCompletion.objects.filter(challenge=OuterRef("pk"))
+        .values("challenge")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return challenges.annotate(
+        participants_n=Coalesce(Subquery(participants), 0), completed_n=Coalesce(Subquery(completed), 0)
+    )

@@ -20,6 +20,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from loyalty.core import clock
+from loyalty.core.errors import ValidationFailed
+from loyalty.core.services import model_save_audited
 from loyalty.engagement.models import CelebrationAward, CelebrationKind, CelebrationPolicy, CelebrationReward
 from loyalty.ledger import services as ledger
 from loyalty.ledger.models import Account, AccountKind
@@ -229,6 +231,26 @@ def celebrations_award(*, policy: CelebrationPolicy, kind: str, now: dt.datetime
         )
     return CelebrationReport(
         program_id=policy.program_id, kind=kind, day=today, awarded=len(rows), points=sum(p for _, p, _ in rows)
+    )
+
+
+def celebration_policy_save(
+    *, policy: CelebrationPolicy, actor: Any, created: bool, reason: str = ""
+) -> CelebrationPolicy:
+    """Staff set a program's birthday and anniversary policy (audited). The time zone must be an IANA name."""
+    try:
+        ZoneInfo(policy.time_zone)
+    except (ValueError, KeyError, OSError):
+        raise ValidationFailed(
+            f"Unknown time zone '{policy.time_zone}'", code="invalid_time_zone", fields={"time_zone": ["Unknown."]}
+        ) from None
+    return model_save_audited(
+        instance=policy,
+        actor=actor,
+        created=created,
+        fields=("program", "time_zone", "is_active"),
+        action="celebration_policy",
+        reason=reason,
     )
 
 

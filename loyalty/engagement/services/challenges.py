@@ -15,8 +15,9 @@ from django.db.models import F, Q
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, NotFound
-from loyalty.core.services import audit_record
+from loyalty.core.services import model_delete_audited, model_save_audited
 from loyalty.engagement.models import (
+    Badge,
     Challenge,
     ChallengeCompletion,
     ChallengeKind,
@@ -267,20 +268,59 @@ def challenge_opt_in(*, member: Member, challenge_id: int) -> tuple[ChallengePro
 # --- staff -----------------------------------------------------------------------------------------
 
 
+CHALLENGE_AUDIT_FIELDS = (
+    "program",
+    "name",
+    "kind",
+    "category",
+    "event_type",
+    "target",
+    "starts_at",
+    "ends_at",
+    "requires_opt_in",
+    "reward_points",
+    "reward",
+    "badge",
+    "is_active",
+)
+
+
 def challenge_save(*, challenge: Challenge, actor: Any, created: bool, reason: str = "") -> Challenge:
-    """Staff create or change a challenge (audited)."""
-    with transaction.atomic():
-        if challenge.created_at is None:
-            challenge.created_at = clock.now()
-        challenge.save()
-        audit_record(
-            actor=actor,
-            action="challenge.created" if created else "challenge.changed",
-            target=challenge,
-            reason=reason,
-            after={"name": challenge.name, "kind": challenge.kind, "target": str(challenge.target)},
+    """Staff create or change a challenge (audited: ``challenge.created`` / ``challenge.changed``)."""
+    if challenge.created_at is None:
+        challenge.created_at = clock.now()
+    return model_save_audited(
+        instance=challenge,
+        actor=actor,
+        created=created,
+        fields=CHALLENGE_AUDIT_FIELDS,
+        action="challenge",
+        reason=reason,
+    )
+
+
+def challenge_delete(*, challenge: Challenge, actor: Any, reason: str = "") -> None:
+    """Delete a challenge nobody completed (completions protect it: make it inactive instead)."""
+    if ChallengeCompletion.objects.filter(challenge=challenge).exists():
+        raise Conflict(
+            "Members completed this challenge: make it inactive instead", code="challenge_completed_by_members"
         )
-    return challenge
+    model_delete_audited(
+        instance=challenge, actor=actor, fields=CHALLENGE_AUDIT_FIELDS, action="challenge", reason=reason
+    )
+
+
+def badge_save(*, badge: Badge, actor: Any, created: bool, reason: str = "") -> Badge:
+    if badge.created_at is None:
+        badge.created_at = clock.now()
+    return model_save_audited(
+        instance=badge,
+        actor=actor,
+        created=created,
+        fields=("name", "description", "icon", "image"),
+        action="badge",
+        reason=reason,
+    )
 
 
 # --- the nightly recomputation ---------------------------------------------------------------------
@@ -605,6 +645,8 @@ def challenges_recompute(*, now: dt.datetime | None = None) -> list[RecomputeRep
 
 __all__ = [
     "RecomputeReport",
+    "badge_save",
+    "challenge_delete",
     "challenge_complete_locked",
     "challenge_opt_in",
     "challenge_progress_recompute",

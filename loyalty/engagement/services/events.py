@@ -12,7 +12,7 @@ from django.db.models import F
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, NotFound
-from loyalty.core.services import audit_record
+from loyalty.core.services import audit_record, model_delete_audited, model_save_audited
 from loyalty.engagement.models import CommunityEvent, EventRegistration, RegistrationStatus
 from members.models import MemberStatus
 
@@ -28,10 +28,24 @@ def _not_found() -> NotFound:
     return NotFound("No community event with this id", code="community_event_not_found")
 
 
+EVENT_AUDIT_FIELDS = (
+    "program",
+    "title",
+    "kind",
+    "starts_at",
+    "ends_at",
+    "place",
+    "partner",
+    "capacity",
+    "is_published",
+)
+
+
 def community_event_save(*, event: CommunityEvent, actor: Any, created: bool, reason: str = "") -> CommunityEvent:
-    """Staff create or change an event (audited). The capacity may not drop below the places taken."""
+    """Staff create or change an event (audited). The capacity may not drop below the places taken
+    (read under the event's row lock, so a registration cannot slip in between)."""
     with transaction.atomic():
-        if event.pk:
+        if not created:
             taken = CommunityEvent.objects.select_for_update().filter(pk=event.pk).values_list("registered", flat=True)
             event.registered = taken[0] if taken else 0
             if event.capacity < event.registered:
@@ -41,15 +55,25 @@ def community_event_save(*, event: CommunityEvent, actor: Any, created: bool, re
                 )
         if event.created_at is None:
             event.created_at = clock.now()
-        event.save()
-        audit_record(
+        return model_save_audited(
+            instance=event,
             actor=actor,
-            action="community_event.created" if created else "community_event.changed",
-            target=event,
+            created=created,
+            fields=EVENT_AUDIT_FIELDS,
+            action="community_event",
             reason=reason,
-            after={"title": event.title, "capacity": event.capacity, "published": event.is_published},
         )
-    return event
+
+
+def community_event_delete(*, event: CommunityEvent, actor: Any, reason: str = "") -> None:
+    """Delete an event nobody registered for (else unpublish it)."""
+    if EventRegistration.objects.filter(event=event).exists():
+        raise Conflict(
+            "Members registered for this event: unpublish it instead", code="community_event_has_registrations"
+        )
+    model_delete_audited(
+        instance=event, actor=actor, fields=EVENT_AUDIT_FIELDS, action="community_event", reason=reason
+    )
 
 
 def event_register(*, member: Member, event_id: int) -> tuple[EventRegistration, bool]:
