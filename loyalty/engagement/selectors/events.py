@@ -28,6 +28,7 @@ class EventCard:
     places_left: int
     registered: bool
     attended: bool
+    started: bool
 
     @property
     def full(self) -> bool:
@@ -60,6 +61,7 @@ def member_community_events(*, member: Member, program: Program, now: dt.datetim
                 places_left=e.places_left,
                 registered=bool(reg and reg.status == RegistrationStatus.REGISTERED),
                 attended=bool(reg and reg.attended_at),
+                started=e.starts_at <= now,
             )
         )
     return cards
