@@ -577,7 +577,7 @@ def _award_batch(challenge: Challenge, member_ids: list[int], now: dt.datetime) 
                 )
             changed += ["coupon", "note"]
         if changed:
-            ChallengeCompletion.objects.bulk_update(completions, changed)
+            _completions_update(completions, changed)
         if challenge.badge_id:
             MemberBadge.objects.bulk_create(
                 [
@@ -610,6 +610,25 @@ def _award_batch(challenge: Challenge, member_ids: list[int], now: dt.datetime) 
             ]
         )
         return len(new_ids)
+
+
+def _completions_update(completions: list[ChallengeCompletion], fields: list[str]) -> None:
+    """Write what the awards gave back onto the completion rows: on PostgreSQL one UPDATE ... FROM
+    unnest(...) (``bulk_update``'s CASE per row costs seconds per thousand rows), else ``bulk_update``."""
+    if connection.vendor != "postgresql":
+        ChallengeCompletion.objects.bulk_update(completions, fields)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE engagement_challengecompletion c SET ledger_transaction_id = v.tx, coupon_id = v.coupon, note = v.note "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[]) AS v(id, tx, coupon, note) WHERE c.id = v.id",
+            [
+                [c.pk for c in completions],
+                [c.ledger_transaction_id for c in completions],
+                [c.coupon_id for c in completions],
+                [c.note for c in completions],
+            ],
+        )
 
 
 def challenge_progress_recompute(*, challenge: Challenge, now: dt.datetime | None = None) -> RecomputeReport:
