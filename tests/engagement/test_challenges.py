@@ -242,3 +242,12 @@ def test_completion_rates_count_participants_and_completions():
     buy(halfway, "h1")
     rate = challenge_completion_rates(challenge_ids=[c.pk])[c.pk]
     assert (rate.participants, rate.completed, rate.text) == (2, 1, "1 of 2 (50%)")
+
+
+def test_recomputation_never_lowers_progress():
+    c = challenge(category="Dairy", target=Decimal("5"))
+    member = MemberFactory()
+    buy(member, "p1")
+    ChallengeProgress.objects.filter(challenge=c, member=member).update(value=2)  # e.g. counted by a workflow meanwhile
+    report = challenge_progress_recompute(challenge=c)
+    assert report.progress_rows == 0 and _progress(c, member) == 2

@@ -423,7 +423,9 @@ def _recompute_postgresql(challenge: Challenge, now: dt.datetime) -> int:
         f"INSERT INTO engagement_challengeprogress (challenge_id, member_id, value, opted_in_at, updated_at) "  # noqa: S608
         f"SELECT %(challenge)s, s.member_id, s.value, NULL, %(now)s FROM ({source}) s WHERE s.value > 0 "
         "ON CONFLICT (challenge_id, member_id) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at "
-        "WHERE engagement_challengeprogress.value <> EXCLUDED.value"
+        # never down: a purchase that commits while the statement runs is in the row (its workflow
+        # added it) but not in the statement's snapshot; progress only grows (returns do not count)
+        "WHERE engagement_challengeprogress.value < EXCLUDED.value"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -491,6 +493,12 @@ def _recompute_orm(challenge: Challenge, now: dt.datetime) -> int:
             if targets(challenge=config, member=members[k], program=challenge.program)
         }
     values = {k: Decimal(len(v)) if isinstance(v, set) else max(Decimal(v), ZERO) for k, v in per_member.items()}
+    held = dict(
+        ChallengeProgress.objects.filter(challenge=challenge, member_id__in=list(values)).values_list(
+            "member_id", "value"
+        )
+    )
+    values = {k: v for k, v in values.items() if k not in held or v > held[k]}  # never down, as on PostgreSQL
     ChallengeProgress.objects.bulk_create(
         [
             ChallengeProgress(challenge=challenge, member_id=k, value=v, updated_at=now)
@@ -633,8 +641,9 @@ def _completions_update(completions: list[ChallengeCompletion], fields: list[str
 
 def challenge_progress_recompute(*, challenge: Challenge, now: dt.datetime | None = None) -> RecomputeReport:
     """Recompute every member's progress on one challenge from the purchases (or events) of its
-    window: one SQL statement over all members on PostgreSQL (an upsert that writes only changed
-    rows), grouped ORM reads on SQLite. Then award the completions found (``_award_batch``)."""
+    window: one SQL statement over all members on PostgreSQL (an upsert that writes only the rows
+    it raises: progress never goes down, so a purchase committed during the statement, counted by
+    its workflow, is not lost), grouped ORM reads on SQLite. Then award the completions found (``_award_batch``)."""
     now = now or clock.now()
     with transaction.atomic():
         if connection.vendor == "postgresql":
