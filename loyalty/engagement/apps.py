@@ -5,3 +5,12 @@ class EngagementConfig(AppConfig):
     name = "loyalty.engagement"
     label = "engagement"
     verbose_name = "Engagement"
+
+    def ready(self) -> None:
+        from loyalty.core import privacy
+        from loyalty.engagement import privacy_engagement
+
+        # challenges, badges, community events, birthdays and anniversaries
+        privacy.register(
+            section="engagement", exporter=privacy_engagement.export_member, eraser=privacy_engagement.erase_member
+        )

@@ -251,3 +251,15 @@ def test_recomputation_never_lowers_progress():
     ChallengeProgress.objects.filter(challenge=c, member=member).update(value=2)  # e.g. counted by a workflow meanwhile
     report = challenge_progress_recompute(challenge=c)
     assert report.progress_rows == 0 and _progress(c, member) == 2
+
+
+def test_the_members_data_export_lists_challenges_badges_and_events():
+    from members.services import member_export
+
+    fan = badge("Dairy fan", "leaf")
+    challenge(category="Dairy", target=Decimal("1"), badge=fan)
+    member = MemberFactory()
+    buy(member, "p1")
+    exported = member_export(member=member)["engagement"]
+    assert exported["challenges_completed"][0]["challenge"] == "Dairy in May"
+    assert exported["badges"] == [{"badge": "Dairy fan", "earned_at": T.isoformat()}]

@@ -91,8 +91,8 @@ class Migration(migrations.Migration):
                 ('value', models.DecimalField(decimal_places=2, default=Decimal('0'), max_digits=14)),
                 ('opted_in_at', models.DateTimeField(blank=True, null=True)),
                 ('updated_at', models.DateTimeField()),
-                ('challenge', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='progress', to='engagement.challenge')),
-                ('member', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='members.member')),
+                ('challenge', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='progress', to='engagement.challenge')),
+                ('member', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='members.member')),
             ],
             options={
                 'verbose_name_plural': 'challenge progress',

@@ -114,8 +114,11 @@ class ChallengeProgress(models.Model):
     """How far a member is: ``value`` (purchases, amount, partners, stores or events counted in the
     window). Written by the purchase and event workflows and by the nightly recomputation."""
 
-    challenge = models.ForeignKey(Challenge, on_delete=models.CASCADE, related_name="progress")
-    member = models.ForeignKey("members.Member", on_delete=models.CASCADE, related_name="+")
+    # Derived data, written set-based by the nightly recomputation (a row per member taking part: up
+    # to the whole base at once) from member ids it has just read: no per-row foreign-key checks in
+    # the database (as segment memberships and tier statuses); deletes cascade through Django.
+    challenge = models.ForeignKey(Challenge, on_delete=models.CASCADE, related_name="progress", db_constraint=False)
+    member = models.ForeignKey("members.Member", on_delete=models.CASCADE, related_name="+", db_constraint=False)
     value = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
     opted_in_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField()
