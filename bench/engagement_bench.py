@@ -13,9 +13,9 @@ Timed, at 2030-03-05 12:00 UTC:
 - the birthday and anniversary job (``celebrations_run``: one INSERT ... SELECT per program and
   kind over all members, the credits by ``points_credit_many``), then the same again (idempotent);
 - the nightly recomputation of three challenges (``challenge_progress_recompute``: 3 purchases in
-  DAIRY, spend 350, 4 stores visited): one upsert over all members each, then the awards of the
+  DAIRY, spend 400, 4 stores visited): one upsert over all members each, then the awards of the
   completions it finds (set-based: accounts locked, completions, ``points_credit_many``, events;
-  about 1.6% of the members reach the spend target, nobody the other two: the workflows award
+  a few percent of the members reach the spend target, nobody the other two: the workflows award
   live, so the nightly run finds few), then a second run (nothing changed: a usual night).
 """
 
@@ -86,7 +86,7 @@ def generate(n: int) -> None:
                     "status": "'active'",
                     "enrollment_source": "'import'",
                     # 29 February 2000 plus a spread of days: every calendar day, the leap day included
-                    "birth_date": "CASE WHEN i %% 10 = 0 THEN NULL ELSE date '2000-02-29' - ((i * 7919) %% 20000) END",
+                    "birth_date": "CASE WHEN i %% 10 = 0 THEN NULL ELSE date '2000-02-29' - ((i::bigint * 7919) %% 20000)::int END",
                     "enrolled_at": (
                         "%s::timestamptz - (i %% 1100) * interval '1 day' - (i %% 24) * interval '1 hour'",
                         [NOW],
@@ -246,9 +246,9 @@ def main() -> None:
         ),
         Challenge.objects.create(
             program=program,
-            name="Spend 350 in March",
+            name="Spend 400 in March",
             kind="spend",
-            target=Decimal("350"),
+            target=Decimal("400"),
             starts_at=MARCH[0],
             ends_at=MARCH[1],
             reward_points=50,
