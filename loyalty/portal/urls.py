@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from loyalty.portal import views, views_engagement
+from loyalty.portal import views, views_challenges
 
 app_name = "portal"
 
@@ -36,9 +36,9 @@ urlpatterns = [
     path("wallet/<int:coupon_id>/", views.wallet_coupon, name="wallet_coupon"),
     path("wallet/rewards/<int:reward_redemption_id>/cancel/", views.reward_cancel, name="reward_cancel"),
     # engagement: challenges and badges, community events
-    path("challenges/", views_engagement.challenges, name="challenges"),
-    path("challenges/<int:challenge_id>/join/", views_engagement.challenge_join, name="challenge_join"),
-    path("events/", views_engagement.events, name="events"),
-    path("events/<int:event_id>/register/", views_engagement.event_join, name="event_register"),
-    path("events/<int:event_id>/cancel/", views_engagement.event_cancel, name="event_cancel"),
+    path("challenges/", views_challenges.challenges, name="challenges"),
+    path("challenges/<int:challenge_id>/join/", views_challenges.challenge_join, name="challenge_join"),
+    path("events/", views_challenges.events, name="events"),
+    path("events/<int:event_id>/register/", views_challenges.event_join, name="event_register"),
+    path("events/<int:event_id>/cancel/", views_challenges.event_cancel, name="event_cancel"),
 ]

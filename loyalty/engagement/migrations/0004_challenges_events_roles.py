@@ -47,7 +47,7 @@ def event_types(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("engagement", "0001_challenges_events"),
+        ("engagement", "0003_challenges_events"),
         ("core", "0005_staff_roles_by_model"),
         ("core", "0003_config_stamp"),
         ("activity", "0005_imported_campaigns_are_offers"),

@@ -7,9 +7,9 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
-    initial = True
 
     dependencies = [
+        ('engagement', '0002_staff_roles_surveys_referrals'),
         ('activity', '0005_imported_campaigns_are_offers'),
         ('ledger', '0010_truncate_guard_balanced_transactions'),
         ('members', '0003_redemption_code'),
