@@ -204,6 +204,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     "messaging-expiring-reminders": {"task": "messaging.expiring_reminders", "schedule": crontab(hour=7, minute=0)},
     "offers-nightly-ranking": {"task": "offers.rank_offers_for_members", "schedule": crontab(hour=3, minute=15)},
     "campaigns-run-due": {"task": "campaigns.run_due", "schedule": 60},
+    # engagement: challenges' nightly recomputation; birthdays and anniversaries hourly (each
+    # program's local midnight comes at its own UTC hour; a re-run gives nothing twice)
+    "engagement-challenges-recompute": {
+        "task": "engagement.challenges_recompute",
+        "schedule": crontab(hour=4, minute=0),
+    },
+    "engagement-celebrations": {"task": "engagement.celebrations", "schedule": crontab(minute=5)},
 }
 
 # Nightly set-based jobs walk disjoint windows of accounts / members on this many PostgreSQL

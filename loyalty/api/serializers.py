@@ -237,6 +237,9 @@ class EventInSerializer(serializers.Serializer):
     event_type = serializers.SlugField(max_length=50)
     external_id = serializers.CharField(max_length=100, required=False)
     occurred_at = OccurredAtField(required=False)
+    community_event_id = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, help_text="event_attended: the community event"
+    )
 
 
 class EventOutSerializer(serializers.Serializer):

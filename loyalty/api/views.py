@@ -485,6 +485,7 @@ class EventsView(WriteView):
             event_type=data["event_type"],
             external_id=data.get("external_id"),
             occurred_at=data.get("occurred_at"),
+            community_event_id=data.get("community_event_id"),
         )
         body = {
             "event_id": event.pk,

@@ -15,3 +15,9 @@ class EngagementConfig(AppConfig):
             exporter=privacy_surveys_referrals.export_member,
             eraser=privacy_surveys_referrals.erase_member,
         )
+        from loyalty.engagement import privacy_engagement
+
+        # challenges, badges, community events, birthdays and anniversaries
+        privacy.register(
+            section="engagement", exporter=privacy_engagement.export_member, eraser=privacy_engagement.erase_member
+        )

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from loyalty.portal import views, views_engagement
+from loyalty.portal import views, views_challenges, views_engagement
 
 app_name = "portal"
 
@@ -39,4 +39,10 @@ urlpatterns = [
     path("surveys/", views_engagement.surveys, name="surveys"),
     path("surveys/<int:survey_id>/", views_engagement.survey, name="survey"),
     path("invite/", views_engagement.invite, name="invite"),
+    # engagement: challenges and badges, community events
+    path("challenges/", views_challenges.challenges, name="challenges"),
+    path("challenges/<int:challenge_id>/join/", views_challenges.challenge_join, name="challenge_join"),
+    path("events/", views_challenges.events, name="events"),
+    path("events/<int:event_id>/register/", views_challenges.event_join, name="event_register"),
+    path("events/<int:event_id>/cancel/", views_challenges.event_cancel, name="event_cancel"),
 ]

@@ -427,3 +427,16 @@ def offer_delete(*, offer: Offer, actor: Actor, reason: str = "") -> None:
     """Delete an offer nobody used (an offer with redemptions or coupons is protected: end it
     instead), audited as ``offer.deleted``."""
     model_delete_audited(instance=offer, actor=actor, fields=AUDITED, action="offer", reason=reason)
+
+
+def offer_activations_record_many(*, offer_id: int, member_ids: list[int], channel: str) -> int:
+    """Activate one offer for many members at once (a gift the program gives, e.g. on birthdays:
+    no eligibility asked), set-based; members who hold it already are left as they are. Returns
+    how many rows were asked for."""
+    now = clock.now()
+    OfferActivation.objects.bulk_create(
+        [OfferActivation(offer_id=offer_id, member_id=m, channel=channel[:20], activated_at=now) for m in member_ids],
+        ignore_conflicts=True,
+        batch_size=5000,
+    )
+    return len(member_ids)

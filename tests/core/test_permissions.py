@@ -86,6 +86,20 @@ MATRIX: dict[str, dict[str, str]] = {
         "Analyst": READ,
     },
 }
+# engagement: challenges and badges, community events, birthdays and anniversaries
+MATRIX.update(
+    {
+        "engagement.Badge": {"Marketing": DESIGN, "Support": READ, "Analyst": READ},
+        "engagement.Challenge": {"Marketing": f"{DESIGN} recompute_progress", "Support": READ, "Analyst": READ},
+        "engagement.ChallengeProgress": {"Marketing": READ, "Support": READ, "Analyst": READ},
+        "engagement.ChallengeCompletion": {"Marketing": READ, "Support": READ, "Analyst": READ},
+        "engagement.MemberBadge": {"Marketing": READ, "Support": READ, "Analyst": READ},
+        "engagement.CommunityEvent": {"Marketing": DESIGN, "Support": READ, "Analyst": READ},
+        "engagement.EventRegistration": {"Marketing": "view check_in_attendance", "Support": READ, "Analyst": READ},
+        "engagement.CelebrationPolicy": {"Marketing": DESIGN, "Support": READ, "Analyst": READ},
+        "engagement.CelebrationAward": {"Marketing": READ, "Support": READ, "Analyst": READ},
+    }
+)
 STAFF_ROLES = [*ROLES, "no role"]
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -12,6 +12,12 @@ from loyalty.activity.services.purchases import FUTURE_TOLERANCE, _earning_membe
 from loyalty.core import clock
 from loyalty.core.constraints import is_external_id_repeat
 from loyalty.core.errors import Conflict, ValidationFailed
+from loyalty.engagement.services.challenges import challenges_on_event
+from loyalty.engagement.services.events import (
+    ATTENDED_EVENT_TYPE,
+    community_event_attendance_locked,
+    community_event_attended_record,
+)
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger import services as ledger
 from loyalty.partners.services import outbox_record
@@ -28,9 +34,16 @@ def event_record(
     external_id: str | None = None,
     occurred_at: dt.datetime | None = None,
     program_name: str | None = None,
+    community_event_id: int | None = None,
+    actor: Any = None,
 ) -> tuple[MemberEvent, bool]:
     """Record a custom event and award the points of its rule within the rule's limits per member
-    per day / week / lifetime (over the limit: recorded with 0 points and the reason)."""
+    per day / week / lifetime (over the limit: recorded with 0 points and the reason).
+
+    ``event_attended`` checks a registered member in at a community event (``community_event_id``,
+    required): once per registration (a second check-in returns the first event, ``created``
+    False); who may check in: ``engagement.services.events.community_event_attendance_locked``.
+    ``actor``: the staff user checking in (audited)."""
     now = clock.now()
     occurred_at = occurred_at or now
     if occurred_at > now + FUTURE_TOLERANCE:
@@ -39,6 +52,12 @@ def event_record(
     if kind is None:
         raise ValidationFailed(
             f"Unknown event type '{event_type}'", code="unknown_event_type", fields={"event_type": ["Unknown."]}
+        )
+    if (event_type == ATTENDED_EVENT_TYPE) != (community_event_id is not None):
+        raise ValidationFailed(
+            f"community_event_id goes with (and only with) the event type {ATTENDED_EVENT_TYPE}",
+            code="community_event_required" if community_event_id is None else "community_event_unexpected",
+            fields={"community_event_id": ["Required." if community_event_id is None else "Not for this type."]},
         )
     member = _earning_member(member_number, None)
     program = (
@@ -53,9 +72,18 @@ def event_record(
                 if existing.member_id != member.pk or existing.event_type_id != kind.pk:
                     raise Conflict("A different event with this external_id exists", code="duplicate_external_id")
                 return existing, False
+        registration = None
+        if community_event_id is not None:  # engagement: a community event's check-in, once
+            registration = community_event_attendance_locked(
+                locked=locked, partner=partner, community_event_id=community_event_id
+            )
+            if registration.attendance_id is not None:
+                return registration.attendance, False
         event = event_award_locked(
             locked=locked, kind=kind, partner=partner, external_id=external_id, occurred_at=occurred_at, now=now
         )
+        if registration is not None:
+            community_event_attended_record(registration=registration, member_event=event, actor=actor, at=now)
     return event, True
 
 
@@ -114,6 +142,7 @@ def event_award_locked(
         if not is_external_id_repeat(exc):
             raise
         raise Conflict("An event with this external_id exists", code="duplicate_external_id") from exc
+    challenges_on_event(locked=locked, event_type=kind.code, occurred_at=occurred_at)  # engagement
     if given:
         ledger.points_credit_locked(locked=locked, points=given, reason=f"event {kind.code}", partner=partner)
         outbox_record(

@@ -16,6 +16,7 @@ from loyalty.activity.services.linking import partner_member_link
 from loyalty.core import clock
 from loyalty.core.config import config_cached
 from loyalty.core.errors import Conflict, NotFound, ValidationFailed
+from loyalty.engagement.services.challenges import challenges_on_purchase
 from loyalty.engagement.services.referrals import referral_purchase_check, referral_return_check
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger import services as ledger
@@ -412,6 +413,7 @@ def purchase_record(
             outcome.explanation = earn.explanation
         tier_upgrade_check(member=member, program=program, tiers=tiers)
         referral_purchase_check(locked=locked, purchase=purchase, card_fingerprint=card_fingerprint)
+        challenges_on_purchase(locked=locked, purchase=purchase, lines=lines)  # engagement: challenge progress
         if outcome.points:
             outbox_record(
                 event_type="points.earned",
