@@ -37,6 +37,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "messaging.messagingpolicy": ACTIONS,
         "members.member": ("view",),
         "partners.partner": ("view",),
+        "dashboards.dashboard": ("health", "tiers", "segments", "offers", "profitability"),
     },
     # serves members: their profile and status, point adjustments, tiers set by hand
     "Support": {
@@ -53,10 +54,12 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "campaigns": ("view",),
         "messaging": ("view",),
         "messaging.contactpreference": ("view", "change"),
+        "dashboards.dashboard": ("health",),
     },
     # reads everything of the loyalty apps, changes nothing
     "Analyst": {
         "*": ("view", "dashboards"),
+        "dashboards.dashboard": ("health", "tiers", "segments", "offers", "profitability"),
     },
 }
 
@@ -72,6 +75,7 @@ LOYALTY_APPS = (
     "campaigns",
     "messaging",
     "engagement",
+    "dashboards",
 )
 
 
