@@ -163,10 +163,12 @@ def render(chart, table) -> SafeString:
     rows = table.rows[: chart.limit] if chart.limit else table.rows
     series = [(key, columns[key].label, columns[key].kind) for key in chart.series]
     x_kind = columns[chart.x].kind
-    if chart.kind == "heat":
+    if not series:
+        rows = []
+    if chart.kind == "heat" and rows:
         return heat_grid(chart.title, rows, chart.x, series, x_kind, chart.x_label, chart.y_label)
     description = chart.description or _describe(chart.kind, chart.title, rows, chart.x, series, x_kind)
-    if not rows:
+    if not rows or not series:
         return _frame(
             chart.title,
             description,

@@ -32,6 +32,26 @@ from loyalty.ledger.services.jobs import expire_due_lots
 from loyalty.partners.models import Partner, PartnerKind
 from members.models import EnrollmentSource
 
+REPLICA = "replica"
+
+
+def _replica_alias() -> None:
+    """A second alias on the test database, as a streaming replica of it would be (TEST MIRROR):
+    tests/dashboards/test_router.py reads the dashboards through it. Added while collecting, so
+    the test databases are set up with it; nothing routes to it unless a test sets
+    ``DASHBOARDS_READ_DATABASE``."""
+    from django.conf import settings
+    from django.db import connections
+
+    if REPLICA not in settings.DATABASES:
+        alias = {**settings.DATABASES["default"], "TEST": {"MIRROR": "default"}}
+        settings.DATABASES[REPLICA] = alias
+        if REPLICA not in connections.settings:
+            connections.settings[REPLICA] = connections.configure_settings({REPLICA: alias})[REPLICA]
+
+
+_replica_alias()
+
 
 def at(month: int, day: int) -> dt.datetime:
     return dt.datetime(2030, month, day, 12, 0, tzinfo=dt.UTC)
