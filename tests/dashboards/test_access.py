@@ -23,10 +23,8 @@ MATRIX = {
 
 
 def client_for(role: str) -> Client:
-    if role == "superuser":
-        user = staff_user(None, superuser=True)
-    else:
-        user = staff_user(None if role == "no role" else role)
+    superuser = role == "superuser"
+    user = staff_user(None if role in ("no role", "superuser") else role, superuser=superuser)
     client = Client()
     client.force_login(user)
     return client
