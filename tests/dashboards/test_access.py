@@ -85,3 +85,11 @@ def test_an_inactive_staff_login_is_refused(story):
     user.is_active = False
     user.save()
     assert client.get("/staff/health/").status_code in (302, 403)
+
+
+@pytest.mark.parametrize("role", list(MATRIX))
+def test_admin_index_links_to_the_dashboards_for_roles_that_see_one(db, role):
+    html = client_for(role).get("/admin/").content.decode()
+    assert ('href="/staff/"' in html) == bool(MATRIX[role])
+    if MATRIX[role]:
+        assert html.count("Site administration") >= 1  # still Django's index around it

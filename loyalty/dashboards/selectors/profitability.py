@@ -14,7 +14,7 @@ from loyalty.dashboards.models import DailyFact, DailyMessages
 from loyalty.dashboards.selectors.base import Chart, Column, Figure, Filters, Page, Table, as_date, money, ratio
 from loyalty.dashboards.selectors.offers import campaign_incremental_revenue
 from loyalty.messaging.costs import messages_cost
-from loyalty.partners.models import Partner
+from loyalty.partners.models import Partner, PartnerKind
 
 NO_PARTNER = "Program (no partner)"
 
@@ -67,6 +67,12 @@ def settlement_row(partner: Partner, *, funded: int, redeemed: int, point_value:
         "net": owes - owed,
         "direction": "partner pays" if owes > owed else ("program pays" if owed > owes else "settled"),
     }
+
+
+def settles(partner: Partner, *, redeemed: int) -> bool:
+    """Coalition partners settle; another partner only when money changes hands (it pays for
+    its points, or members redeemed at it)."""
+    return partner.kind == PartnerKind.COALITION or partner.cost_per_point > 0 or redeemed != 0
 
 
 SETTLEMENT_COLUMNS = [
@@ -157,7 +163,9 @@ def profitability_dashboard(filters: Filters) -> Page:
     settlement = [
         settlement_row(partners[pid], funded=int(b["funded"]), redeemed=int(b["redeemed"]), point_value=value)
         for pid, b in sorted(((k, v) for k, v in by_partner.items() if k), key=lambda kv: partners[kv[0]].name)
+        if settles(partners[pid], redeemed=int(b["redeemed"]))
     ]
+    settlement_months = [r for r in settlement_months if r["partner"] in {s["partner"] for s in settlement}]
 
     money_cols = [
         Column("revenue", "Revenue from members", "money"),

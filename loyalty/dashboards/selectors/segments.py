@@ -199,6 +199,10 @@ def top_members(scored: int) -> tuple[Table, Table]:
         at_risk = scores.filter(predicted_clv__gte=limit, probability_alive__lt=AT_RISK_ALIVE).order_by(
             "-predicted_clv", "member_id"
         )[:TOP]
+    note = ""
+    if not scores.filter(probability_alive__isnull=False).exists():
+        note = "The latest score run has no probability alive (its model fit was degenerate or not run): no member "
+        note += "can be flagged at risk until a run fits the model. "
     return (
         Table("top_clv", f"Top {TOP} members by predicted CLV", MEMBER_COLUMNS, _member_rows(top)),
         Table(
@@ -206,7 +210,7 @@ def top_members(scored: int) -> tuple[Table, Table]:
             "Valuable members at risk",
             MEMBER_COLUMNS,
             _member_rows(at_risk),
-            note=f"Among the fifth of members with the highest predicted CLV (at least {money(limit or 0)}), "
+            note=note + f"Among the fifth of members with the highest predicted CLV (at least {money(limit or 0)}), "
             f"those whose probability of still being active has fallen below {AT_RISK_ALIVE:.0%} "
             "(it falls with every week a member stays away longer than their usual gap).",
         ),
