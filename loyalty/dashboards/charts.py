@@ -47,7 +47,7 @@ def _short(value: Any, kind: str) -> str:
     if isinstance(value, dt.date):
         return value.strftime("%b %y") if kind == "month" or value.day == 1 else value.strftime("%d %b")
     text = fmt(value, kind)
-    return text if len(text) <= 14 else text[:13] + "…"
+    return text if len(text) <= 24 else text[:23] + "…"
 
 
 def _nice_ticks(low: float, high: float, n: int = 5) -> list[float]:
@@ -122,10 +122,17 @@ def _axes(ticks: list[float], y_of, y_kind: str, x_label: str, y_label: str, hei
     return out
 
 
-def _x_labels(labels: list[str], x_of, height: int) -> list[str]:
+def _x_labels(labels: list[str], x_of, base: float, *, slanted: bool = False) -> list[str]:
+    """Labels under the x axis at ``base`` (the axis' y); slanted for long names side by side."""
+    if slanted:
+        return [
+            f'<text x="{x_of(i):.1f}" y="{base + 14:.1f}" class="tick" text-anchor="end" '
+            f'transform="rotate(-35 {x_of(i):.1f} {base + 14:.1f})">{escape(label)}</text>'
+            for i, label in enumerate(labels)
+        ]
     every = max(1, math.ceil(len(labels) / 12))
     return [
-        f'<text x="{x_of(i):.1f}" y="{height - BOTTOM + 16}" class="tick" text-anchor="middle">{escape(label)}</text>'
+        f'<text x="{x_of(i):.1f}" y="{base + 16:.1f}" class="tick" text-anchor="middle">{escape(label)}</text>'
         for i, label in enumerate(labels)
         if i % every == 0
     ]
@@ -179,7 +186,10 @@ def render(chart, table) -> SafeString:
 
 
 def xy_chart(kind, title, description, rows, x, series, x_kind, x_label, y_label) -> SafeString:
-    height = HEIGHT
+    labels = [_short(r[x], x_kind) for r in rows]
+    slanted = x_kind == "text" and len(rows) * max(len(label) for label in labels) * 6.5 > WIDTH - LEFT - RIGHT
+    extra = int(min(110, 6 * max(len(label) for label in labels))) if slanted else 0
+    height = HEIGHT + extra
     y_kind = series[0][2]
     if kind == "stacked":
         highs = [sum(max(0.0, _num(r.get(k)) or 0) for k, _, _ in series) for r in rows]
@@ -191,7 +201,7 @@ def xy_chart(kind, title, description, rows, x, series, x_kind, x_label, y_label
     low, high = min(0.0, min(lows)), max(0.0, max(highs))
     ticks = _nice_ticks(low, high)
     low, high = ticks[0], ticks[-1]
-    plot_h = height - TOP - BOTTOM - 10
+    plot_h = height - extra - TOP - BOTTOM - 10
     top = TOP + 10
 
     def y_of(v: float) -> float:
@@ -204,7 +214,7 @@ def xy_chart(kind, title, description, rows, x, series, x_kind, x_label, y_label
         return LEFT + slot * (i + 0.5)
 
     body = _axes(ticks, y_of, y_kind, x_label, y_label, height)
-    body += _x_labels([_short(r[x], x_kind) for r in rows], x_of, height)
+    body += _x_labels(labels, x_of, top + plot_h, slanted=slanted)
     zero = y_of(0)
     for s, (key, label, s_kind) in enumerate(series):
         color = PALETTE[s % len(PALETTE)]
