@@ -18,7 +18,6 @@ time is printed separately and is not part of the figures. No redemptions or exp
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import statistics
 import time
