@@ -124,3 +124,17 @@ def test_refresh_twice_writes_the_same_rows_once(story):
     dashboards_refresh(full=True)
     dashboards_refresh(days=120)
     assert sorted(DailyFact.objects.values_list("day", "partner_id", "points_earned", "revenue")) == before
+
+
+def test_segment_revenue_share_is_its_members_spend_over_everybody_in_365_days(story):
+    from loyalty.dashboards.selectors.segments import segments_dashboard
+    from segments.services import segment_create, segment_refresh
+
+    everyone = segment_create(
+        name="Everyone", rules={"all": [{"field": "member.status", "op": "eq", "value": "active"}]}
+    )
+    segment_refresh(segment=everyone)
+    page = segments_dashboard(story["filters"], [everyone.pk])
+    row = page.table("segment_composition").rows[0]
+    assert (row["members"], row["spend"], row["revenue_share"]) == (3, Decimal("200.00"), 1.0)
+    assert row["spend_per_member"] == Decimal("66.67")

@@ -11,7 +11,13 @@ from django.db.models import Count, Sum
 
 from loyalty.dashboards.selectors.base import Chart, Column, Figure, Filters, Page, Table, as_date, money
 from segments.models import MemberScore, Segment, SegmentRefresh
-from segments.selectors import score_run_basis, score_run_latest, segment_composition, segment_overlap
+from segments.selectors import (
+    score_run_basis,
+    score_run_latest,
+    segment_composition,
+    segment_overlap,
+    segments_spend,
+)
 
 MAX_CHOSEN = 4
 TOP = 20
@@ -57,8 +63,14 @@ def sizes_over_time(filters: Filters, chosen: list[Segment]) -> Table:
 
 def composition(filters: Filters, chosen: list[Segment]) -> tuple[Table, Table]:
     rows, tier_rows = [], []
+    spend = segments_spend(segments=chosen)
     for segment in chosen:
-        c = segment_composition(segment=segment, program=filters.program)
+        c = segment_composition(
+            segment=segment,
+            program=filters.program,
+            demographics=False,
+            spend={"segment": spend.get(segment.pk, Decimal(0)), "total": spend["total"]},
+        )
         top_rfm = c["rfm_segments"][0]["rfm_segment"].replace("_", " ").capitalize() if c["rfm_segments"] else ""
         rows.append(
             {
