@@ -138,3 +138,20 @@ def test_segment_revenue_share_is_its_members_spend_over_everybody_in_365_days(s
     row = page.table("segment_composition").rows[0]
     assert (row["members"], row["spend"], row["revenue_share"]) == (3, Decimal("200.00"), 1.0)
     assert row["spend_per_member"] == Decimal("66.67")
+
+
+def test_refresh_command_says_what_it_rewrote_and_refuses_a_bad_number_of_days(story, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--days must be 1 or more"):
+        call_command("refresh_dashboards", "--days", "0")
+    call_command("refresh_dashboards", "--days", "10")
+    assert "Dashboards refreshed from 2030-03-22 to 2030-03-31" in capsys.readouterr().out
+
+
+def test_nightly_task_refreshes_the_last_days(story):
+    from loyalty.dashboards.tasks import refresh
+
+    result = refresh.delay().get()
+    assert result["until"] == "2030-03-31" and set(result["timings"]) >= {"daily_facts", "tier_flows"}
