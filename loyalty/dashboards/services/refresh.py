@@ -90,7 +90,7 @@ def _table(model) -> str:
 
 def _daily_facts(cursor, w: Window) -> None:
     day_p, day_r, day_e = day_of("p.occurred_at"), day_of("r.occurred_at"), day_of("e.occurred_at")
-    day_a, day_en, day_rr = day_of("a.opened_at"), day_of("en.created_at"), day_of("rr.created_at")
+    day_a, day_t, day_rr = day_of("a.opened_at"), day_of("t.created_at"), day_of("rr.created_at")
     cursor.execute(f"DELETE FROM {_table(DailyFact)} WHERE day >= %s AND day <= %s", [w.since, w.until])  # noqa: S608 - names from code
     cursor.execute(
         f"""
@@ -119,23 +119,20 @@ def _daily_facts(cursor, w: Window) -> None:
             LEFT JOIN partners_partnermember pm ON pm.member_id = a.member_id AND pm.via = 'enrolled'
             WHERE a.kind = 'member' AND a.opened_at >= %(start)s AND a.opened_at < %(end)s
             UNION ALL
-            SELECT {day_en}, a.program_id, t.partner_id, 0, 0, 0, 0, 0,
-                SUM(CASE WHEN en.kind = 'earn' THEN en.points ELSE 0 END),
-                -SUM(CASE WHEN en.kind = 'redeem' THEN en.points ELSE 0 END),
-                SUM(CASE WHEN en.kind = 'refund' THEN en.points ELSE 0 END),
-                -SUM(CASE WHEN en.kind = 'expire' THEN en.points ELSE 0 END),
-                -SUM(CASE WHEN en.kind = 'reverse' THEN en.points ELSE 0 END),
-                SUM(CASE WHEN en.kind = 'adjust' THEN en.points ELSE 0 END),
-                SUM(en.points), 0, 0, 0
-            FROM ledger_entry en
-            JOIN ledger_account a ON a.id = en.account_id AND a.kind = 'member'
-            LEFT JOIN ledger_ledgertransaction t ON t.id = en.transaction_id
-            WHERE en.created_at >= %(start)s AND en.created_at < %(end)s
-            GROUP BY 1, 2, 3
-            UNION ALL
-            SELECT {day_en}, a.program_id, a.partner_id, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -SUM(en.points), 0, 0
-            FROM ledger_entry en JOIN ledger_account a ON a.id = en.account_id AND a.kind = 'issued'
-            WHERE en.created_at >= %(start)s AND en.created_at < %(end)s
+            SELECT {day_t}, a.program_id, CASE WHEN a.kind = 'issued' THEN a.partner_id ELSE t.partner_id END,
+                0, 0, 0, 0, 0,
+                SUM(CASE WHEN a.kind = 'member' AND en.kind = 'earn' THEN en.points ELSE 0 END),
+                -SUM(CASE WHEN a.kind = 'member' AND en.kind = 'redeem' THEN en.points ELSE 0 END),
+                SUM(CASE WHEN a.kind = 'member' AND en.kind = 'refund' THEN en.points ELSE 0 END),
+                -SUM(CASE WHEN a.kind = 'member' AND en.kind = 'expire' THEN en.points ELSE 0 END),
+                -SUM(CASE WHEN a.kind = 'member' AND en.kind = 'reverse' THEN en.points ELSE 0 END),
+                SUM(CASE WHEN a.kind = 'member' AND en.kind = 'adjust' THEN en.points ELSE 0 END),
+                SUM(CASE WHEN a.kind = 'member' THEN en.points ELSE 0 END),
+                -SUM(CASE WHEN a.kind = 'issued' THEN en.points ELSE 0 END), 0, 0
+            FROM ledger_ledgertransaction t
+            JOIN ledger_entry en ON en.transaction_id = t.id
+            JOIN ledger_account a ON a.id = en.account_id AND a.kind IN ('member', 'issued')
+            WHERE t.created_at >= %(start)s AND t.created_at < %(end)s
             GROUP BY 1, 2, 3
             UNION ALL
             SELECT {day_rr}, rw.program_id, rr.partner_id, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
@@ -199,7 +196,8 @@ def _monthly_activity(cursor, w: Window) -> None:
 def _active_snapshots(cursor, w: Window, days: list[dt.date]) -> None:
     """One statement per snapshot day (month ends and the last day): enrolled and 90-day active
     members, for every partner (0) and per partner (members linked to it, activity at it)."""
-    cursor.execute(f"DELETE FROM {_table(ActiveSnapshot)} WHERE day >= %s AND day <= %s", [w.since, w.until])  # noqa: S608 - names from code
+    first = min(days)
+    cursor.execute(f"DELETE FROM {_table(ActiveSnapshot)} WHERE day >= %s AND day <= %s", [first, w.until])  # noqa: S608 - names from code
     for day in days:
         end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
         start = end - dt.timedelta(days=90)
@@ -280,13 +278,15 @@ def dashboards_refresh(*, full: bool = False, days: int | None = None, until: dt
     else:
         since = until - dt.timedelta(days=(days or settings.DASHBOARDS_REFRESH_DAYS) - 1)
     window = Window(since=since, until=until)
+    # every month end of a full run; nightly the last month end and today (older month ends are final)
+    snapshot_days = month_ends(since if full else max(since, until - dt.timedelta(days=31)), until)
     run = RefreshRun.objects.create(started_at=clock.now(), since=since, until=until, full=full)
     timings: dict[str, float] = {}
     steps = (
         ("daily_facts", lambda c: _daily_facts(c, window)),
         ("daily_messages", lambda c: _daily_messages(c, window)),
         ("monthly_activity", lambda c: _monthly_activity(c, window)),
-        ("active_snapshots", lambda c: _active_snapshots(c, window, month_ends(since, until))),
+        ("active_snapshots", lambda c: _active_snapshots(c, window, snapshot_days)),
         ("tier_flows", lambda c: _tier_flows(c, window)),
     )
     for name, step in steps:
