@@ -119,7 +119,7 @@ def movements(filters: Filters, flows: list[dict], distribution: Table, ranks: d
 
 SPEND_SQL = """
 SELECT COALESCE(mt.tier_id, %(base)s) AS tier_id, COUNT(*) AS purchases,
-    SUM(p.eligible_amount - p.returned_amount) AS spend, COUNT(DISTINCT p.member_id) AS buyers
+    SUM(p.eligible_amount - p.returned_amount) AS spend
 FROM ledger_purchase p
 LEFT JOIN tiers_membertier mt ON mt.member_id = p.member_id AND mt.program_id = p.program_id
 WHERE p.program_id = %(program)s AND p.occurred_at >= %(start)s AND p.occurred_at < %(end)s {partner}
@@ -140,15 +140,14 @@ def spend_per_tier(filters: Filters, now_rows: list[dict]) -> Table:
         partner, params["partner"] = "AND p.partner_id = %(partner)s", filters.partner.pk
     with connections[read_database()].cursor() as cursor:
         cursor.execute(SPEND_SQL.format(partner=partner), params)
-        found = {tier_id: (n, spend, buyers) for tier_id, n, spend, buyers in cursor.fetchall()}
+        found = {tier_id: (n, spend) for tier_id, n, spend in cursor.fetchall()}
     rows = []
     for tier in now_rows:
-        n, spend, buyers = found.get(tier["tier_id"], (0, Decimal(0), 0))
+        n, spend = found.get(tier["tier_id"], (0, Decimal(0)))
         rows.append(
             {
                 "tier": tier["tier"],
                 "members": tier["members"],
-                "buyers": buyers,
                 "purchases": n,
                 "spend": money(spend),
                 "spend_per_member": money(Decimal(spend or 0) / tier["members"]) if tier["members"] else None,
@@ -161,7 +160,6 @@ def spend_per_tier(filters: Filters, now_rows: list[dict]) -> Table:
         [
             Column("tier", "Tier", "text"),
             Column("members", "Members now"),
-            Column("buyers", "Who bought"),
             Column("purchases", "Purchases"),
             Column("spend", "Spend", "money"),
             Column("spend_per_member", "Spend per member", "money"),
