@@ -17,11 +17,11 @@ class Dashboard(models.Model):
         managed = False
         default_permissions = ()
         permissions = [
-            ("health_dashboard", "Can see the program health dashboard"),
-            ("tiers_dashboard", "Can see the tiers dashboard"),
-            ("segments_dashboard", "Can see the segments dashboard"),
-            ("offers_dashboard", "Can see the offers and campaigns dashboard"),
-            ("profitability_dashboard", "Can see the profitability audit and partner settlements"),
+            ("dashboards_health", "Can see the program health dashboard"),
+            ("dashboards_tiers", "Can see the tiers dashboard"),
+            ("dashboards_segments", "Can see the segments dashboard"),
+            ("dashboards_offers", "Can see the offers and campaigns dashboard"),
+            ("dashboards_profitability", "Can see the profitability audit and partner settlements"),
         ]
 
     def __str__(self) -> str:

@@ -37,14 +37,16 @@ class Board:
 
 
 BOARDS = [
-    Board("health", "Program health", "dashboards.health_dashboard", "Members, activity, retention, points, liability"),
-    Board("tiers", "Tiers", "dashboards.tiers_dashboard", "Distribution over time, movements, spend per tier"),
-    Board("segments", "Segments", "dashboards.segments_dashboard", "Sizes, composition, overlap, RFM, CLV, at risk"),
-    Board("offers", "Offers and campaigns", "dashboards.offers_dashboard", "Redemptions and points against budget"),
+    Board(
+        "health", "Program health", "dashboards.dashboards_health", "Members, activity, retention, points, liability"
+    ),
+    Board("tiers", "Tiers", "dashboards.dashboards_tiers", "Distribution over time, movements, spend per tier"),
+    Board("segments", "Segments", "dashboards.dashboards_segments", "Sizes, composition, overlap, RFM, CLV, at risk"),
+    Board("offers", "Offers and campaigns", "dashboards.dashboards_offers", "Redemptions and points against budget"),
     Board(
         "profitability",
         "Profitability and settlement",
-        "dashboards.profitability_dashboard",
+        "dashboards.dashboards_profitability",
         "Revenue, program cost, margin, coalition settlement",
     ),
 ]

@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
             ],
             options={
-                'permissions': [('health_dashboard', 'Can see the program health dashboard'), ('tiers_dashboard', 'Can see the tiers dashboard'), ('segments_dashboard', 'Can see the segments dashboard'), ('offers_dashboard', 'Can see the offers and campaigns dashboard'), ('profitability_dashboard', 'Can see the profitability audit and partner settlements')],
+                'permissions': [('dashboards_health', 'Can see the program health dashboard'), ('dashboards_tiers', 'Can see the tiers dashboard'), ('dashboards_segments', 'Can see the segments dashboard'), ('dashboards_offers', 'Can see the offers and campaigns dashboard'), ('dashboards_profitability', 'Can see the profitability audit and partner settlements')],
                 'managed': False,
                 'default_permissions': (),
             },
