@@ -359,3 +359,16 @@ MESSAGING_BATCH_SIZE = env.int("MESSAGING_BATCH_SIZE", default=500)
 MESSAGING_COSTS = env.dict(
     "MESSAGING_COSTS", cast={"value": str}, default={"email": "0.001", "sms": "0.05", "push": "0.0005", "inbox": "0"}
 )
+
+# Staff dashboards (loyalty/dashboards): the nightly refresh rewrites this many days of the summary
+# tables; DATABASE_REPLICA_URL: dashboards and their CSV exports read from that replica.
+DASHBOARDS_REFRESH_DAYS = env.int("DASHBOARDS_REFRESH_DAYS", default=95)
+CELERY_BEAT_SCHEDULE["dashboards-nightly-refresh"] = {
+    "task": "dashboards.refresh",
+    "schedule": crontab(hour=4, minute=0),
+}
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DASHBOARDS_READ_DATABASE = "replica" if "replica" in DATABASES else None
+DATABASE_ROUTERS = [*globals().get("DATABASE_ROUTERS", []), "loyalty.dashboards.routers.DashboardsReplicaRouter"]

@@ -38,6 +38,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "messaging.messagingpolicy": ACTIONS,
         "members.member": ("view",),
         "partners.partner": ("view",),
+        "dashboards.dashboard": ("dashboards",),
     },
     # serves members: their profile and status, point adjustments, tiers set by hand
     "Support": {
@@ -55,6 +56,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "campaigns": ("view",),
         "messaging": ("view",),
         "messaging.contactpreference": ("view", "change"),
+        "dashboards.dashboard": ("dashboards_health",),
     },
     # reads everything of the loyalty apps, changes nothing
     "Analyst": {
@@ -74,6 +76,7 @@ LOYALTY_APPS = (
     "campaigns",
     "messaging",
     "engagement",
+    "dashboards",
 )
 
 
@@ -97,7 +100,8 @@ def sync_roles(apps, schema_editor=None) -> None:
         perms = Permission.objects.filter(content_type__app_label__in=LOYALTY_APPS).select_related("content_type")
         for perm in perms:
             action = perm.codename.split("_", 1)[0]
-            if action in role_actions(rules, perm.content_type.app_label, perm.content_type.model):
+            allowed = role_actions(rules, perm.content_type.app_label, perm.content_type.model)
+            if action in allowed or perm.codename in allowed:  # a rule may also name one codename
                 wanted.append(perm)
         group.permissions.set(wanted)
 

@@ -1,5 +1,14 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from loyalty.dashboards import views
 
 app_name = "dashboards"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("health/", views.health, name="health"),
+    path("tiers/", views.tiers, name="tiers"),
+    path("segments/", views.segments, name="segments"),
+    path("offers/", views.offers, name="offers"),
+    path("profitability/", views.profitability, name="profitability"),
+]
