@@ -168,3 +168,12 @@ def test_chart_of_campaign_without_holdout_or_reach_shows_no_nan():
 def test_holdout_sample_size_is_the_two_proportion_formula():
     assert holdout_sample_size(baseline_rate=0.10, min_uplift=0.02) == 3841
     assert campaign_results_module.holdout_sample_size is holdout_sample_size
+
+
+def test_bootstrap_zero_leaves_the_bootstrap_interval_out_and_says_so():
+    (comparison,) = campaign_results(two_arms(), bootstrap=0).comparisons
+    assert comparison.revenue_bootstrap_ci is None
+    assert comparison.revenue_ci is not None  # Welch is still there
+    assert any("bootstrap" in note for note in comparison.notes)
+    with pytest.raises(ValueError):
+        campaign_results(two_arms(), bootstrap=-1)

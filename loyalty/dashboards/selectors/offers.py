@@ -1,35 +1,79 @@
-"""Offers (and campaigns, wired at merge): redemptions in the range, points issued against the budget."""
+"""Offers and campaigns: redemptions in the range, points issued against the budget; each campaign
+launched in the range with its measured uplift (loyalty.campaigns results, Welch intervals)."""
 
 from __future__ import annotations
 
 from django.db.models import Count, Q, Sum
 
+from loyalty.campaigns.models import Campaign, CampaignStatus
+from loyalty.campaigns.results import CampaignResults, campaign_results
+from loyalty.campaigns.selectors.attribution import campaign_arms
 from loyalty.dashboards.selectors.base import Chart, Column, Figure, Filters, Page, Table, ratio
 from offers.models import Offer
 
 
-def campaign_rows(filters: Filters) -> list[dict]:
-    """Campaigns of the range: sent, conversions, uplift, incremental revenue, cost, ROI.
+def _campaigns_measured(filters: Filters) -> list[tuple[Campaign, CampaignResults]]:
+    """Campaigns of the program launched in the range (not cancelled), with their results. Campaigns
+    belong to a program, not a partner: the partner filter does not apply to them."""
+    campaigns = (
+        Campaign.objects.filter(
+            program=filters.program, launched_at__gte=filters.start_at, launched_at__lt=filters.end_at
+        )
+        .exclude(status=CampaignStatus.CANCELLED)
+        .order_by("launched_at", "pk")
+    )
+    return [(campaign, campaign_results(campaign_arms(campaign), bootstrap=0)) for campaign in campaigns]
 
-    WIRED AT MERGE: loyalty.campaigns has no models on this branch; the campaigns branch's selector
-    of campaign results goes here (one row per campaign, keys of ``CAMPAIGN_COLUMNS``)."""
-    return []
+
+def campaign_rows(filters: Filters) -> list[dict]:
+    """One row per variant of each campaign launched in the range: its messages delivered, conversion
+    rate, uplift against the holdout with the 95% interval, incremental revenue, cost and ROI."""
+    rows = []
+    for campaign, results in _campaigns_measured(filters):
+        arms = {arm.name: arm for arm in results.arms}
+        for comparison in results.comparisons:
+            arm = arms[comparison.variant]
+            interval = comparison.conversion_ci
+            rows.append(
+                {
+                    "campaign": f"{campaign.name} — {comparison.variant}",
+                    "sent": arm.delivered,
+                    "conversion_rate": arm.conversion_rate,
+                    "uplift": comparison.conversion_diff,
+                    "uplift_ci": (
+                        f"{interval.low * 100:+.1f} to {interval.high * 100:+.1f} points"
+                        if interval is not None
+                        else " ".join(comparison.notes) or "not measured"
+                    ),
+                    "incremental_revenue": comparison.incremental_revenue,
+                    "cost": comparison.cost,
+                    "roi": comparison.roi,
+                }
+            )
+    return rows
 
 
 def campaign_incremental_revenue(filters: Filters) -> dict:
-    """Incremental revenue of campaigns per month ({first day of month: money}). WIRED AT MERGE
-    with ``campaign_rows`` (empty until then: the profitability audit shows it as not measured)."""
-    return {}
+    """Incremental revenue of the campaigns launched in the range, per month of launch ({first day of
+    month: money}); campaigns without a holdout add nothing (their uplift is not measured)."""
+    months: dict = {}
+    for campaign, results in _campaigns_measured(filters):
+        month = campaign.launched_at.date().replace(day=1)
+        for comparison in results.comparisons:
+            if comparison.incremental_revenue is not None:
+                months[month] = months.get(month, 0) + comparison.incremental_revenue
+    return months
 
 
 CAMPAIGN_COLUMNS = [
     Column("campaign", "Campaign", "text"),
     Column("sent", "Messages sent"),
     Column("conversion_rate", "Conversion rate", "rate"),
-    Column("uplift", "Uplift", "rate"),
+    Column("uplift", "Uplift (conversion)", "rate"),
+    Column("uplift_ci", "95% interval of the uplift", "text"),
     Column("incremental_revenue", "Incremental revenue", "money"),
-    Column("cost", "Cost of points and rewards", "money"),
-    Column("roi", "ROI", "ratio"),
+    Column("cost", "Cost of points, rewards and messages", "money"),
+    Column("roi", "ROI (incremental revenue − cost)", "money"),
 ]
 
 
@@ -93,7 +137,9 @@ def offers_dashboard(filters: Filters) -> Page:
         "Campaigns",
         CAMPAIGN_COLUMNS,
         campaign_rows(filters),
-        note="Campaign results appear here once campaigns are in use.",
+        note="Campaigns of the program launched in the range, one row per variant against the holdout (the partner "
+        "filter does not apply: campaigns are the program's). Uplift is the difference in conversion rate, with its "
+        "95% interval by a two-proportion z-test; each campaign's page in the admin has the full results.",
     )
     budgeted = [r for r in rows if r["points_budget"]]
     page = Page("Offers and campaigns")

@@ -189,7 +189,8 @@ def profitability_dashboard(filters: Filters) -> Page:
         month_rows,
         note=f"Cost of points issued at the point value ({value}); program cost = points + rewards + messages − what "
         "partners pay for the points issued at them; margin = incremental revenue from campaigns − program cost "
-        "(campaign revenue: not measured yet, counted as 0)."
+        "(incremental revenue: each campaign launched that month, its variants against its holdout; a campaign without "
+        "a holdout adds nothing)."
         + (" Message costs are program-wide: not shown with a partner chosen." if filters.partner else ""),
     )
     per_partner = Table(
@@ -227,7 +228,7 @@ def profitability_dashboard(filters: Filters) -> Page:
             "Program margin",
             money(sum((r["margin"] for r in month_rows), Decimal(0))),
             "money",
-            note="campaign revenue not measured yet",
+            note="incremental revenue of campaigns measured against their holdouts",
         ),
         Figure("Partners to settle", len(settlement)),
     ]
