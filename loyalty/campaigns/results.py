@@ -363,7 +363,7 @@ def results_chart_svg(results: CampaignResults, *, title: str) -> str:
     """Conversion rate per arm as horizontal bars, each variant's bar with its difference to the holdout
     and that difference's interval in words. Server-rendered, no script; every text is escaped, so the
     result can be marked safe. The table it is drawn from is `results_csv_rows` (the page shows it)."""
-    bar_height, gap, label_width, plot_width, right = 26, 14, 170, 360, 250
+    bar_height, gap, label_width, plot_width, right = 26, 30, 170, 360, 110  # gap: the line under a bar
     top = 40
     n = max(1, len(results.arms))
     height = top + n * (bar_height + gap) + 30
@@ -402,8 +402,7 @@ def results_chart_svg(results: CampaignResults, *, title: str) -> str:
             f'<text x="{label_width + bar_width + 6:.1f}" y="{y + bar_height * 0.68:.1f}">'
             f"{escape(rate_text if rate is None else _percent(rate))}</text>"
             + (
-                f'<text x="{label_width + plot_width + 60}" y="{y + bar_height * 0.68:.1f}" font-size="11">'
-                f"{escape(versus)}</text>"
+                f'<text x="{label_width}" y="{y + bar_height + 14}" font-size="11">{escape(versus)}</text>'
                 if versus
                 else ""
             )

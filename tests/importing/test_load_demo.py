@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.management import call_command
+from django.db.models import Sum
 
 from loyalty.core.models import AuditEvent
 from loyalty.ledger import selectors as ledger_selectors
@@ -57,3 +58,13 @@ def test_load_demo_brings_campaign_offers_rewards_and_bonus_offers_once(capsys):
     assert (
         AuditEvent.objects.filter(action__in=["reward.created", "offer.created"]).count() == Reward.objects.count() + 5
     )
+
+
+def test_load_demo_fills_the_dashboards_summaries(capsys):
+    """After `make run` the staff dashboards show the demo's history, not "no summary yet": load_demo
+    runs the dashboards refresh over every day with data."""
+    from loyalty.dashboards.models import DailyFact
+
+    call_command("load_demo", "--households", "25")
+    assert "Dashboards refreshed from" in capsys.readouterr().out
+    assert DailyFact.objects.aggregate(n=Sum("purchases"))["n"] == Purchase.objects.count() > 0

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -352,6 +353,8 @@ class Command(BaseCommand):
         campaign = demo_campaign(program=program, offers=offers)
         if campaign is not None:
             self.stdout.write(f"Demo campaign: {campaign.name}, {campaign.audience_size} members, finished.")
+        # the staff dashboards read summary tables that the nightly job fills: fill them for the whole history
+        call_command("refresh_dashboards", "--full", stdout=self.stdout)
         with transaction.atomic():
             self._logins()
         self.stdout.write(f"Logins (password for all: {DEMO_PASSWORD}):")
