@@ -402,7 +402,7 @@ def results_chart_svg(results: CampaignResults, *, title: str) -> str:
             f'<text x="{label_width + bar_width + 6:.1f}" y="{y + bar_height * 0.68:.1f}">'
             f"{escape(rate_text if rate is None else _percent(rate))}</text>"
             + (
-                f'<text x="{label_width}" y="{y + bar_height + 14}" font-size="11">{escape(versus)}</text>'
+                f'<text x="{label_width + 6}" y="{y + bar_height + 14}" font-size="11">{escape(versus)}</text>'
                 if versus
                 else ""
             )
