@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--purchases", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    setup("loyalty_bench_engagement")
+    setup("loyalty_bench_surveys_referrals")  # its own base: engagement_bench.py keeps loyalty_bench_engagement
 
     from decimal import Decimal
 
