@@ -79,6 +79,9 @@ def reuse_setup() -> None:
     import django
 
     django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)  # a base kept from an older checkout gets the newer apps' tables
 
 
 def generate_ledger(members: int) -> None:
