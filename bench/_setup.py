@@ -84,6 +84,40 @@ def insert_select(
 
 
 @contextlib.contextmanager
+def celery_worker(*, app, env: dict[str, str], concurrency: int) -> Iterator[subprocess.Popen]:
+    """A real Celery worker of the project (``concurrency`` processes, ``env`` as its environment), up and
+    answering pings when the block starts, terminated when it ends."""
+    worker = subprocess.Popen(  # noqa: S603 - our own worker
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "loyalty",
+            "worker",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not app.control.ping(timeout=1):
+            if time.monotonic() > deadline or worker.poll() is not None:
+                raise SystemExit("the Celery worker did not start")
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+@contextlib.contextmanager
 def bench_server(*, port: int, workers: int, threads: int, redis_url: str) -> Iterator[str]:
     """The API served as in production (gunicorn gthread workers, Redis for throttling and the broker,
     the bench settings) on 127.0.0.1:``port``; yields its base URL once it answers, stops it after."""

@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import subprocess
-import sys
 import time
 
-from _setup import ROOT, SQL_MEMBERS, insert_select, setup
+from _setup import SQL_MEMBERS, celery_worker, insert_select, setup
 
 DB_NAME = "loyalty_bench_campaigns"
 
@@ -179,30 +177,7 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",
         "DEBUG": "false",  # as in production: no query log, cached template loader
     }
-    worker = subprocess.Popen(  # noqa: S603 - our own worker
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "loyalty",
-            "worker",
-            "--concurrency",
-            str(args.concurrency),
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not app.control.ping(timeout=1):
-            if time.monotonic() > deadline or worker.poll() is not None:
-                raise SystemExit("the Celery worker did not start")
+    with celery_worker(app=app, env=env, concurrency=args.concurrency) as worker:
         started = time.perf_counter()
         sent_before = Message.objects.filter(status=MessageStatus.SENT).count()  # taken while the worker started
         pending = queued
@@ -212,9 +187,6 @@ def main() -> None:
             if worker.poll() is not None:
                 raise SystemExit("the Celery worker died")
         seconds = time.perf_counter() - started
-    finally:
-        worker.terminate()
-        worker.wait(30)
     sent = Message.objects.filter(status=MessageStatus.SENT).count()
     rate = (sent - sent_before) / seconds
     other = Message.objects.exclude(status=MessageStatus.SENT).count()

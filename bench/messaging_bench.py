@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import subprocess
-import sys
 import time
 
-from _setup import ROOT, SQL_MEMBERS, setup
+from _setup import SQL_MEMBERS, celery_worker, setup
 
 
 def main() -> None:
@@ -93,30 +91,7 @@ def main() -> None:
     if args.conn_max_age is not None:  # 0 (the default): Celery closes the worker's connection after each task
         env["CONN_MAX_AGE"] = str(args.conn_max_age)
     app.control.purge()
-    worker = subprocess.Popen(  # noqa: S603 - our own worker
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "loyalty",
-            "worker",
-            "--concurrency",
-            str(args.concurrency),
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not app.control.ping(timeout=1):
-            if time.monotonic() > deadline or worker.poll() is not None:
-                raise SystemExit("the Celery worker did not start")
+    with celery_worker(app=app, env=env, concurrency=args.concurrency) as worker:
         started = time.perf_counter()
         tasks = services.messages_dispatch(message_ids=ids)
         pending = len(ids)
@@ -126,9 +101,6 @@ def main() -> None:
             if worker.poll() is not None:
                 raise SystemExit("the Celery worker died")
         seconds = time.perf_counter() - started
-    finally:
-        worker.terminate()
-        worker.wait(30)
     sent = Message.objects.filter(status=MessageStatus.SENT).count()
     other = Message.objects.exclude(status=MessageStatus.SENT).count()
     print(
