@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench venv migrate demo clean
+.PHONY: run test verify lint bench venv migrate demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ run: demo
 
 test: venv
 	$(BIN)/python -m pytest
+
+# The reliability proof (tests/verify, docs/reliability.md): real PostgreSQL, Redis and Celery on
+# 127.0.0.1, about 20 minutes; run before each release. Figures go to test-artifacts/verify-figures.md.
+VERIFY_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/loyalty_verify)
+VERIFY_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
+verify: venv
+	CI=1 DATABASE_URL=$(VERIFY_DATABASE_URL) REDIS_URL=$(VERIFY_REDIS_URL) $(BIN)/python -m pytest --verify tests/verify $(ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -6,6 +7,19 @@ from django.db import connection
 from loyalty.core import clock
 
 IN_CI = bool(os.environ.get("CI"))
+VERIFY_DIR = Path(__file__).resolve().parent / "verify"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--verify",
+        action="store_true",
+        help="run the reliability proof (tests/verify, `make verify`) instead of the fast suite",
+    )
+
+
+def _is_verify(item) -> bool:
+    return Path(str(item.path)).is_relative_to(VERIFY_DIR)
 
 
 @pytest.hookimpl(trylast=True)
@@ -14,6 +28,14 @@ def pytest_collection_modifyitems(config, items):
     session ends: tests/e2e/conftest.py). PostgreSQL-only tests skip (with the reason) on SQLite
     outside CI; in CI they must run."""
     from django.conf import settings
+
+    # `make test` runs the fast suite; `make verify` (--verify) runs only tests/verify. Neither skips
+    # the other's tests: they are deselected, so a run reports exactly what it proved.
+    verify = config.getoption("--verify")
+    kept = [item for item in items if _is_verify(item) == verify]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if _is_verify(item) != verify])
+        items[:] = kept
 
     items.sort(key=lambda item: "e2e" in item.keywords)  # stable: the rest keep their order
 
