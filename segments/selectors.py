@@ -6,7 +6,6 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet, Sum
 
 from loyalty.core import clock
@@ -240,8 +239,8 @@ def segment_composition(
 ) -> dict[str, Any]:
     """Who is in the segment: tier mix, demographics, RFM mix, and the segment's share of the
     spend of the last ``window_days`` days. ``demographics=False`` leaves them out; ``spend``
-    ({"segment", "total"}) gives the spend already read for many segments at once
-    (``segments_spend``)."""
+    ({"segment", "total"}) gives the spend already read elsewhere (the staff dashboards read it
+    from their nightly summary)."""
     members = segment_members(segment=segment)
     size = members.count()
     in_segment = Exists(
@@ -286,31 +285,6 @@ def segment_composition(
             **score_run_basis(run),
         },
     }
-
-
-def segments_spend(*, segments: list[Segment], window_days: int = 365) -> dict[str, Any]:
-    """Spend (eligible less returned) of the last ``window_days`` days of the members now in each
-    segment, and of everybody: {"total": ..., segment id: ...}. Two queries whatever the number of
-    segments (one hash join of the window's purchases with the open memberships)."""
-    now = clock.now()
-    since = now - dt.timedelta(days=window_days)
-    net = F("eligible_amount") - F("returned_amount")
-    window = Purchase.objects.filter(occurred_at__gte=since, occurred_at__lte=now)
-    found: dict[Any, Decimal] = {"total": window.aggregate(total=Sum(net))["total"] or Decimal("0")}
-    if not segments:
-        return found
-    alias = router.db_for_read(Purchase) or DEFAULT_DB_ALIAS  # a dashboard may read from a replica
-    with connections[alias].cursor() as cursor:
-        cursor.execute(
-            """SELECT sm.segment_id, SUM(p.eligible_amount - p.returned_amount)
-               FROM segments_segmentmembership sm JOIN ledger_purchase p ON p.member_id = sm.member_id
-               WHERE sm.left_at IS NULL AND sm.segment_id IN ({}) AND p.occurred_at >= %s AND p.occurred_at <= %s
-               GROUP BY sm.segment_id""".format(", ".join(["%s"] * len(segments))),  # noqa: S608 - placeholders only
-            [*(s.pk for s in segments), since, now],
-        )
-        for segment_id, spend in cursor.fetchall():
-            found[segment_id] = Decimal(spend or 0)
-    return found
 
 
 def score_run_latest() -> ScoreRun | None:

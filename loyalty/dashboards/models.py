@@ -123,6 +123,47 @@ class TierFlowDaily(models.Model):
         return f"{self.day} {self.from_tier_id} -> {self.to_tier_id}: {self.members}"
 
 
+class TierSpendDaily(models.Model):
+    """Per day, program, partner and tier: purchases and their spend (eligible less returned) by the
+    members in each tier when the day was last summarised (empty tier: no tier status yet, shown at
+    the base tier). Days leave the nightly window after ``DASHBOARDS_REFRESH_DAYS``: from then on
+    they keep the tiers members held then."""
+
+    day = models.DateField()
+    program_id = models.BigIntegerField()
+    partner_id = models.BigIntegerField(null=True, blank=True)
+    tier_id = models.BigIntegerField(null=True, blank=True)
+    purchases = models.BigIntegerField(default=0)
+    spend = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["program_id", "day"], name="dash_tierspend_program_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} tier {self.tier_id}: {self.spend}"
+
+
+class SegmentSpendDaily(models.Model):
+    """Per day, program, partner and segment: purchases and spend (eligible less returned) of the
+    members in the segment when the day was last summarised; segment 0 is every member (the
+    denominator of a segment's revenue share)."""
+
+    EVERYBODY = 0
+
+    day = models.DateField()
+    program_id = models.BigIntegerField()
+    partner_id = models.BigIntegerField(null=True, blank=True)
+    segment_id = models.BigIntegerField()
+    purchases = models.BigIntegerField(default=0)
+    spend = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["segment_id", "day"], name="dash_segspend_segment_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} segment {self.segment_id}: {self.spend}"
+
+
 class RefreshRun(models.Model):
     """One refresh of the summary tables: which days it rewrote and how long each table took."""
 

@@ -126,18 +126,51 @@ def test_refresh_twice_writes_the_same_rows_once(story):
     assert sorted(DailyFact.objects.values_list("day", "partner_id", "points_earned", "revenue")) == before
 
 
-def test_segment_revenue_share_is_its_members_spend_over_everybody_in_365_days(story):
+def test_segment_revenue_share_is_its_members_spend_in_the_range_over_everybody_from_the_nightly_summary(story):
+    from dataclasses import replace
+
     from loyalty.dashboards.selectors.segments import segments_dashboard
     from segments.services import segment_create, segment_refresh
 
     everyone = segment_create(
         name="Everyone", rules={"all": [{"field": "member.status", "op": "eq", "value": "active"}]}
     )
+    from members.models import Member
+
+    Member.objects.filter(pk=story["members"][0].pk).update(postal_code="1000")
+    anns = segment_create(name="Ann", rules={"all": [{"field": "member.postal_code", "op": "eq", "value": "1000"}]})
     segment_refresh(segment=everyone)
-    page = segments_dashboard(story["filters"], [everyone.pk])
-    row = page.table("segment_composition").rows[0]
-    assert (row["members"], row["spend"], row["revenue_share"]) == (3, Decimal("200.00"), 1.0)
-    assert row["spend_per_member"] == Decimal("66.67")
+    segment_refresh(segment=anns)
+    page = segments_dashboard(story["filters"], [everyone.pk, anns.pk])
+    assert page.table("segment_composition").rows[0]["spend"] == Decimal("0.00")  # not summarised yet
+
+    dashboards_refresh(full=True)
+    rows = by(segments_dashboard(story["filters"], [everyone.pk, anns.pk]).table("segment_composition").rows, "segment")
+    assert (rows["Everyone"]["members"], rows["Everyone"]["spend"], rows["Everyone"]["revenue_share"]) == (
+        3,
+        Decimal("200.00"),
+        1.0,
+    )
+    assert rows["Everyone"]["spend_per_member"] == Decimal("66.67")
+    # Ann: 100.00 + 30.00 of 200.00
+    assert (rows["Ann"]["spend"], rows["Ann"]["revenue_share"]) == (Decimal("130.00"), 0.65)
+    # February only, at Coffee: Ann's 30.00 is all of it
+    february = replace(story["filters"], start=FEB, end=dt.date(2030, 2, 28), partner=story["coffee"])
+    rows = by(segments_dashboard(february, [everyone.pk, anns.pk]).table("segment_composition").rows, "segment")
+    assert (rows["Ann"]["spend"], rows["Ann"]["revenue_share"]) == (Decimal("30.00"), 1.0)
+
+
+def test_spend_per_tier_adds_the_nightly_summary_over_the_range_by_tier(story):
+    from dataclasses import replace
+
+    from loyalty.dashboards.selectors.tiers import tiers_dashboard
+
+    rows = tiers_dashboard(story["filters"]).table("tier_spend").rows
+    assert sum(r["purchases"] for r in rows) == 4
+    assert sum(r["spend"] for r in rows) == Decimal("200.00")
+    january = replace(story["filters"], end=dt.date(2030, 1, 31), partner=story["store"])
+    rows = tiers_dashboard(january).table("tier_spend").rows
+    assert (sum(r["purchases"] for r in rows), sum(r["spend"] for r in rows)) == (2, Decimal("70.00"))
 
 
 def test_refresh_command_says_what_it_rewrote_and_refuses_a_bad_number_of_days(story, capsys):

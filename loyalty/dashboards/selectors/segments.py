@@ -9,6 +9,7 @@ from itertools import combinations
 
 from django.db.models import Count, Sum
 
+from loyalty.dashboards.models import SegmentSpendDaily
 from loyalty.dashboards.selectors.base import Chart, Column, Figure, Filters, Page, Table, as_date, money
 from segments.models import MemberScore, Segment, SegmentRefresh
 from segments.selectors import (
@@ -16,7 +17,6 @@ from segments.selectors import (
     score_run_latest,
     segment_composition,
     segment_overlap,
-    segments_spend,
 )
 
 MAX_CHOSEN = 4
@@ -61,9 +61,24 @@ def sizes_over_time(filters: Filters, chosen: list[Segment]) -> Table:
     )
 
 
+def segments_spend(filters: Filters, chosen: list[Segment]) -> dict:
+    """Spend in the range of every member ("total") and of each chosen segment's members (by id),
+    in the program (and at the partner) of the filters: the nightly ``SegmentSpendDaily``."""
+    days = SegmentSpendDaily.objects.filter(
+        program_id=filters.program.pk,
+        day__gte=filters.start,
+        day__lte=filters.end,
+        segment_id__in=[SegmentSpendDaily.EVERYBODY, *(s.pk for s in chosen)],
+    )
+    if filters.partner:
+        days = days.filter(partner_id=filters.partner.pk)
+    found = {row["segment_id"]: row["spend"] for row in days.values("segment_id").annotate(spend=Sum("spend"))}
+    return {"total": found.pop(SegmentSpendDaily.EVERYBODY, Decimal(0)), **found}
+
+
 def composition(filters: Filters, chosen: list[Segment]) -> tuple[Table, Table]:
     rows, tier_rows = [], []
-    spend = segments_spend(segments=chosen)
+    spend = segments_spend(filters, chosen)
     for segment in chosen:
         c = segment_composition(
             segment=segment,
@@ -92,14 +107,17 @@ def composition(filters: Filters, chosen: list[Segment]) -> tuple[Table, Table]:
             [
                 Column("segment", "Segment", "text"),
                 Column("members", "Members"),
-                Column("spend", "Spend (365 days)", "money"),
+                Column("spend", "Spend in the range", "money"),
                 Column("revenue_share", "Share of all spend", "rate"),
                 Column("spend_per_member", "Spend per member", "money"),
                 Column("avg_clv", "Average predicted CLV", "money"),
                 Column("top_rfm", "Largest RFM group", "text"),
             ],
             rows,
-            note="Spend: eligible, less returns, in the last 365 days (every program). Share: of all members' spend.",
+            note="Spend: eligible, less returns, in the range"
+            + (" at the chosen partner" if filters.partner else "")
+            + ", by the members in the segment when each day was last summarised (nightly). "
+            "Share: of all members' spend.",
         ),
         Table(
             "segment_tiers",

@@ -8,12 +8,10 @@ import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db import connections
 from django.db.models import Sum
 from django.db.models.functions import TruncMonth
 
-from loyalty.dashboards.models import TierFlowDaily
-from loyalty.dashboards.routers import read_database
+from loyalty.dashboards.models import TierFlowDaily, TierSpendDaily
 from loyalty.dashboards.selectors.base import (
     Chart,
     Column,
@@ -117,30 +115,16 @@ def movements(filters: Filters, flows: list[dict], distribution: Table, ranks: d
     )
 
 
-SPEND_SQL = """
-SELECT COALESCE(mt.tier_id, %(base)s) AS tier_id, COUNT(*) AS purchases,
-    SUM(p.eligible_amount - p.returned_amount) AS spend
-FROM ledger_purchase p
-LEFT JOIN tiers_membertier mt ON mt.member_id = p.member_id AND mt.program_id = p.program_id
-WHERE p.program_id = %(program)s AND p.occurred_at >= %(start)s AND p.occurred_at < %(end)s {partner}
-GROUP BY COALESCE(mt.tier_id, %(base)s)
-"""
-
-
 def spend_per_tier(filters: Filters, now_rows: list[dict]) -> Table:
     base = qualification.base_tier(program_tiers(program=filters.program).rules)
-    params = {
-        "base": base.id if base else None,
-        "program": filters.program.pk,
-        "start": filters.start_at,
-        "end": filters.end_at,
-    }
-    partner = ""
+    days = TierSpendDaily.objects.filter(program_id=filters.program.pk, day__gte=filters.start, day__lte=filters.end)
     if filters.partner:
-        partner, params["partner"] = "AND p.partner_id = %(partner)s", filters.partner.pk
-    with connections[read_database()].cursor() as cursor:
-        cursor.execute(SPEND_SQL.format(partner=partner), params)
-        found = {tier_id: (n, spend) for tier_id, n, spend in cursor.fetchall()}
+        days = days.filter(partner_id=filters.partner.pk)
+    found: dict[int | None, tuple[int, Decimal]] = {}
+    for row in days.values("tier_id").annotate(n=Sum("purchases"), spend=Sum("spend")).order_by():
+        tier_id = row["tier_id"] if row["tier_id"] is not None else (base.id if base else None)
+        n, spend = found.get(tier_id, (0, Decimal(0)))
+        found[tier_id] = (n + row["n"], spend + row["spend"])
     rows = []
     for tier in now_rows:
         n, spend = found.get(tier["tier_id"], (0, Decimal(0)))
@@ -166,8 +150,10 @@ def spend_per_tier(filters: Filters, now_rows: list[dict]) -> Table:
             Column("basket", "Average basket", "money"),
         ],
         rows,
-        note="Spend (eligible, less returns) in the range by the members now in each tier"
-        + (", at the chosen partner." if filters.partner else "."),
+        note="Spend (eligible, less returns) in the range by the members in each tier"
+        + (", at the chosen partner" if filters.partner else "")
+        + ". From the nightly summary: days of the last refresh window count by members' tier now, older days by "
+        "the tier they held when those days were last summarised.",
     )
 
 

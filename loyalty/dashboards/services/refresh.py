@@ -24,7 +24,9 @@ from loyalty.dashboards.models import (
     DailyMessages,
     MonthlyActivity,
     RefreshRun,
+    SegmentSpendDaily,
     TierFlowDaily,
+    TierSpendDaily,
 )
 
 LOCK_KEY = 702_010  # pg_advisory_xact_lock key of the refresh
@@ -248,6 +250,47 @@ def _tier_flows(cursor, w: Window) -> None:
     )
 
 
+def _tier_spend(cursor, w: Window) -> None:
+    """Spend per day by the members' tier now (see ``TierSpendDaily``)."""
+    cursor.execute(f"DELETE FROM {_table(TierSpendDaily)} WHERE day >= %s AND day <= %s", [w.since, w.until])  # noqa: S608 - names from code
+    cursor.execute(
+        f"""
+        INSERT INTO {_table(TierSpendDaily)} (day, program_id, partner_id, tier_id, purchases, spend)
+        SELECT {day_of("p.occurred_at")}, p.program_id, p.partner_id, mt.tier_id, COUNT(*),
+            SUM(p.eligible_amount - p.returned_amount)
+        FROM ledger_purchase p
+        LEFT JOIN tiers_membertier mt ON mt.member_id = p.member_id AND mt.program_id = p.program_id
+        WHERE p.occurred_at >= %s AND p.occurred_at < %s
+        GROUP BY 1, 2, 3, 4
+        """,  # noqa: S608 - table names and SQL fragments from code, values as parameters
+        [w.start, w.end],
+    )
+
+
+def _segment_spend(cursor, w: Window) -> None:
+    """Spend per day of every member (segment 0) and of the members now in each segment (see
+    ``SegmentSpendDaily``): one pass over the window's purchases, joined to the open memberships."""
+    cursor.execute(f"DELETE FROM {_table(SegmentSpendDaily)} WHERE day >= %s AND day <= %s", [w.since, w.until])  # noqa: S608 - names from code
+    cursor.execute(
+        f"""
+        INSERT INTO {_table(SegmentSpendDaily)} (day, program_id, partner_id, segment_id, purchases, spend)
+        WITH spend AS (
+            SELECT {day_of("p.occurred_at")} AS day, p.program_id, p.partner_id, p.member_id,
+                COUNT(*) AS purchases, SUM(p.eligible_amount - p.returned_amount) AS spend
+            FROM ledger_purchase p WHERE p.occurred_at >= %(start)s AND p.occurred_at < %(end)s
+            GROUP BY 1, 2, 3, 4
+        )
+        SELECT day, program_id, partner_id, %(everybody)s, SUM(purchases), SUM(spend) FROM spend
+        GROUP BY day, program_id, partner_id
+        UNION ALL
+        SELECT s.day, s.program_id, s.partner_id, sm.segment_id, SUM(s.purchases), SUM(s.spend)
+        FROM spend s JOIN segments_segmentmembership sm ON sm.member_id = s.member_id AND sm.left_at IS NULL
+        GROUP BY s.day, s.program_id, s.partner_id, sm.segment_id
+        """,  # noqa: S608 - table names and SQL fragments from code, values as parameters
+        {"start": w.start, "end": w.end, "everybody": SegmentSpendDaily.EVERYBODY},
+    )
+
+
 def _earliest_day() -> dt.date:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -288,6 +331,8 @@ def dashboards_refresh(*, full: bool = False, days: int | None = None, until: dt
         ("monthly_activity", lambda c: _monthly_activity(c, window)),
         ("active_snapshots", lambda c: _active_snapshots(c, window, snapshot_days)),
         ("tier_flows", lambda c: _tier_flows(c, window)),
+        ("tier_spend", lambda c: _tier_spend(c, window)),
+        ("segment_spend", lambda c: _segment_spend(c, window)),
     )
     for name, step in steps:
         started = time.perf_counter()
