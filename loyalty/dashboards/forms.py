@@ -30,8 +30,13 @@ class FiltersForm(forms.Form):
     start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, data=None, *args, **kwargs):
+        if data is not None and not (data.get("start") or data.get("end")):
+            # the page shows the range it reports on: the default twelve months, filled in
+            data = data.copy()
+            start, end = default_range(clock.today())
+            data["start"], data["end"] = start.isoformat(), end.isoformat()
+        super().__init__(data, *args, **kwargs)
         self.fields["program"].error_messages["invalid_choice"] = "Choose one of the programs in the list."
         self.fields["partner"].error_messages["invalid_choice"] = "Choose one of the partners in the list."
 

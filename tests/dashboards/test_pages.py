@@ -4,6 +4,7 @@ bad filters with a clear error (400, nothing computed), and keeps its query coun
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 
 import pytest
@@ -137,3 +138,11 @@ def test_segments_query_count_with_four_segments_chosen_does_not_grow_with_membe
 
 
 SEGMENTS_WITH_FOUR = 50  # the 18 above, about 6 per segment (size, tier mix, RFM mix, CLV, score run) and 6 overlaps
+
+
+def test_a_page_without_a_range_shows_the_default_twelve_months_in_its_date_inputs(analyst, story):
+    from loyalty.core import clock
+
+    clock.set_now(dt.datetime(2030, 3, 31, 12, tzinfo=dt.UTC))
+    html = analyst.get(f"/staff/health/?program={story['program'].pk}").content.decode()
+    assert 'name="start" value="2029-04-01"' in html and 'name="end" value="2030-03-31"' in html
