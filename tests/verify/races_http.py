@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,29 +64,69 @@ class Server:
         worker.wait(10)
 
 
-@contextlib.contextmanager
-def gunicorn_server(port: int) -> Iterator[Server]:
-    """``bench_server`` on the test database (its name as pytest-django made it)."""
+def database_url_of_tests() -> str:
+    """The URL of the database the tests write (its name as pytest-django made it)."""
+    settings = connection.settings_dict
+    host, port = settings["HOST"] or "127.0.0.1", settings["PORT"] or 5432
+    return f"postgres://{settings['USER']}@{host}:{port}/{settings['NAME']}"
+
+
+def _need_redis() -> None:
     if not REDIS_URL:
         pytest.fail("make verify needs REDIS_URL (the server throttles and queues through Redis)")
-    settings = connection.settings_dict
-    url = (
-        f"postgres://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/{settings['NAME']}"
-    )
+
+
+@contextlib.contextmanager
+def gunicorn_server(port: int) -> Iterator[Server]:
+    """``bench_server`` on the test database."""
+    _need_redis()
     saved = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = url
+    os.environ["DATABASE_URL"] = database_url_of_tests()
     try:
         with _bench_setup().bench_server(port=port, workers=WORKERS, threads=THREADS, redis_url=REDIS_URL) as base:
             os.environ["DATABASE_URL"] = saved or ""
-            master = next(
-                p
-                for p in psutil.Process().children()
-                if "gunicorn" in " ".join(p.cmdline()) and str(port) in " ".join(p.cmdline())
-            )
+            master = next(p for p in psutil.Process().children() if f"127.0.0.1:{port}" in p.cmdline())
             yield Server(base=base, master=master)
     finally:
         if saved is not None:
             os.environ["DATABASE_URL"] = saved
+
+
+@contextlib.contextmanager
+def celery_worker(*, concurrency: int = 2, **env: str) -> Iterator[None]:
+    """A real Celery worker (bench/_setup.py ``celery_worker``) on the test database and REDIS_URL, with
+    ``env`` added; this process sends its tasks to the broker meanwhile (not eagerly)."""
+    from loyalty.celery import app
+
+    _need_redis()
+    worker_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "loyalty.settings",
+        "DATABASE_URL": database_url_of_tests(),
+        "REDIS_URL": REDIS_URL,
+        **env,
+    }
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    app.control.purge()
+    try:
+        with _bench_setup().celery_worker(app=app, env=worker_env, concurrency=concurrency):
+            yield
+    finally:
+        app.conf.task_always_eager = eager
+
+
+def celery_drained(timeout: float = 60) -> None:
+    """Wait until the broker holds no task, queued or running (unacknowledged: tasks are acks_late)."""
+    import redis
+
+    broker = redis.Redis.from_url(REDIS_URL)
+    deadline, idle = time.monotonic() + timeout, 0
+    while idle < 3:
+        assert time.monotonic() < deadline, "Celery did not drain"
+        busy = broker.llen("celery") + broker.hlen("unacked")
+        idle = 0 if busy else idle + 1
+        time.sleep(0.2)
 
 
 @dataclass
