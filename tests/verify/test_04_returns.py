@@ -240,3 +240,59 @@ def test_a_referrals_rewards_are_reversed_once_with_their_qualifying_purchase(se
         f"{described(counts, fivexx)}; referral {referral.status}, taken back {taken['referrer']} from the referrer "
         f"and {taken['friend']} from the friend (their bonuses), purchase's 40 points reversed, 1 referral.reversed",
     )
+
+
+def test_a_challenges_reward_is_reversed_once_with_the_purchase_that_completed_it(server, program, figure):
+    """Rule (docs/domain.md "Challenges", challenges_return_check): a full return of the purchase that
+    completed a challenge, within the return window, takes the challenge's points back once, even when
+    the return is sent 16 times at once; the completion is marked reversed and not awarded again."""
+    import datetime as dt
+
+    from loyalty.engagement.models import Challenge, ChallengeCompletion
+
+    now = clock.now()
+    challenge = Challenge.objects.create(
+        program=program,
+        name="First basket",
+        kind="purchase_count",
+        target=Decimal("1"),
+        starts_at=now - dt.timedelta(days=1),
+        ends_at=now + dt.timedelta(days=30),
+        reward_points=100,
+        created_at=now,
+    )
+    partner, key = shop("Challenges")
+    member = enrollment_record(source=EnrollmentSource.PARTNER, partner=partner, email="goal@example.com")
+    earned = buy(server, key, member.member_number, "goal-1", "20.00")["points_earned"]
+    completion = ChallengeCompletion.objects.get(challenge=challenge, member=member)
+    assert completion.purchase.external_id == "goal-1" and completion.ledger_transaction_id is not None
+    answers = together(
+        16,
+        lambda i: call(
+            "POST",
+            f"{server.base}/api/v1/returns/",
+            key=key,
+            body={"purchase_external_id": "goal-1", "external_id": "goal-back", "amount": "20.00"},
+        ),
+    )
+    counts, fivexx = tally(answers), server_errors(answers)
+    assert fivexx == 0, counts
+    assert counts == {(201, ""): 1, (200, ""): 15}, counts
+    completion.refresh_from_db()
+    taken = -(
+        Entry.objects.filter(account__member=member, kind="adjust", points__lt=0).aggregate(s=Sum("points"))["s"] or 0
+    )
+    assert completion.reversed_at is not None and taken == 100
+    assert reversed_of(member) == earned
+    assert OutboxEvent.objects.filter(event_type="challenge.reversed", member_id=member.pk).count() == 1
+    account = Account.objects.get(member=member)
+    assert account.available + account.pending == 0
+    buy(server, key, member.member_number, "goal-2", "20.00")  # completed once: not awarded again
+    assert ChallengeCompletion.objects.filter(member=member).count() == 1
+    assert_ledger_invariants(program)
+    figure(
+        7,
+        "challenge reward reversed with the purchase that completed it, return sent 16 times at once (HTTP)",
+        f"{described(counts, fivexx)}; {taken} challenge points taken back of {completion.points}, purchase's "
+        f"{reversed_of(member)} points reversed, 1 challenge.reversed, not awarded again",
+    )
