@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 
 from django.conf import settings
 from django.core.cache import cache
@@ -25,15 +26,22 @@ from rest_framework import throttling
 KEY_PREFIX = "loyalty:throttle"
 
 _redis_clients: dict[str, object] = {}
+_redis_clients_lock = threading.Lock()
 
 
 def _redis():
+    """One client (and connection pool) per process and URL, made once under a lock: two threads of a
+    fresh gunicorn worker that each made one had the second replace the first, whose pool was closed
+    when it was collected, under the first thread's command (a 500, ``I/O operation on closed file``)."""
     import redis
 
     url = settings.REDIS_URL
     client = _redis_clients.get(url)
     if client is None:
-        client = _redis_clients[url] = redis.Redis.from_url(url)
+        with _redis_clients_lock:
+            client = _redis_clients.get(url)
+            if client is None:
+                client = _redis_clients[url] = redis.Redis.from_url(url)
     return client
 
 

@@ -137,3 +137,36 @@ def test_concurrent_api_requests_pass_the_key_limit_at_most_once_each(redis_coun
     codes = run_together(24, call)
 
     assert sorted(codes) == [200] * 8 + [429] * 16
+
+
+def test_threads_of_a_fresh_process_share_one_redis_client(monkeypatch, settings):
+    """Two threads that each made a client had the second replace the first, whose pool closed when
+    it was collected, under the first one's command: a 500 at the start of each gunicorn worker."""
+    import threading
+    import time
+
+    import redis
+
+    made = []
+
+    def slow_from_url(url):
+        time.sleep(0.05)  # the window in which another thread looked too
+        made.append(object())
+        return made[-1]
+
+    settings.REDIS_URL = "redis://127.0.0.1:6379/15"
+    monkeypatch.setattr(throttling, "_redis_clients", {})
+    monkeypatch.setattr(redis.Redis, "from_url", staticmethod(slow_from_url))
+    barrier = threading.Barrier(8)
+    got = []
+
+    def take():
+        barrier.wait()
+        got.append(throttling._redis())
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(made) == 1 and len({id(c) for c in got}) == 1 and len(got) == 8

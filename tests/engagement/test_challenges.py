@@ -263,3 +263,54 @@ def test_the_members_data_export_lists_challenges_badges_and_events():
     exported = member_export(member=member)["engagement"]
     assert exported["challenges_completed"][0]["challenge"] == "Dairy in May"
     assert exported["badges"] == [{"badge": "Dairy fan", "earned_at": T.isoformat()}]
+
+
+def _taken_back(member) -> int:
+    from django.db.models import Sum
+
+    from loyalty.ledger.models import Entry
+
+    return -(
+        Entry.objects.filter(
+            account__member=member, transaction__idempotency_key__endswith=":reverse", points__lt=0
+        ).aggregate(s=Sum("points"))["s"]
+        or 0
+    )
+
+
+def test_a_full_return_of_the_purchase_that_completed_a_challenge_takes_its_points_back_once():
+    from loyalty.activity.services import return_record
+
+    c = challenge(category="Dairy", reward_points=100)
+    member = MemberFactory()
+    for external_id in ("p1", "p2", "p3"):
+        buy(member, external_id)
+    completion = ChallengeCompletion.objects.get(challenge=c, member=member)
+    assert completion.purchase.external_id == "p3"
+
+    return_record(partner=None, purchase_external_id="p1", external_id="r1", amount="10.00")  # not the completing one
+    return_record(partner=None, purchase_external_id="p3", external_id="r3", amount="4.00")  # partial
+    assert _taken_back(member) == 0
+    return_record(partner=None, purchase_external_id="p3", external_id="r3b", amount="6.00")  # now in full
+    return_record(partner=None, purchase_external_id="p3", external_id="r3b", amount="6.00")  # a repeat
+
+    completion.refresh_from_db()
+    assert completion.reversed_at is not None and _taken_back(member) == 100
+    assert OutboxEvent.objects.filter(event_type="challenge.reversed", member=member).count() == 1
+    assert Account.objects.get(member=member, program=program_default()).available == 3 * 10 + 100 - 20 - 100
+    buy(member, "p4")  # completed once: not awarded again
+    assert ChallengeCompletion.objects.filter(member=member).count() == 1 and _challenge_credits(member) == 2
+
+
+def test_a_return_after_the_return_window_keeps_the_challenges_points():
+    from loyalty.activity.services import return_record
+
+    program = program_default()
+    program.pending_days = 14
+    program.save()
+    challenge(category="Dairy", reward_points=100, target=Decimal("1"))
+    member = MemberFactory()
+    buy(member, "p1")
+    clock.set_now(T + dt.timedelta(days=15))
+    return_record(partner=None, purchase_external_id="p1", external_id="r1", amount="10.00")
+    assert _taken_back(member) == 0 and ChallengeCompletion.objects.get(member=member).reversed_at is None

@@ -16,7 +16,7 @@ from loyalty.activity.services.linking import partner_member_link
 from loyalty.core import clock
 from loyalty.core.config import config_cached
 from loyalty.core.errors import Conflict, NotFound, ValidationFailed
-from loyalty.engagement.services.challenges import challenges_on_purchase
+from loyalty.engagement.services.challenges import challenges_on_purchase, challenges_return_check
 from loyalty.engagement.services.referrals import referral_purchase_check, referral_return_check
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger import services as ledger
@@ -540,6 +540,7 @@ def return_record(
             partner=partner,
         )
         referral_return_check(purchase=purchase, ret=ret)
+        challenges_return_check(purchase=purchase, ret=ret)
         reversed_points = ret.points_reversed + ret.points_to_debt
         if reversed_points or ret.points_written_off:
             outbox_record(

@@ -148,6 +148,17 @@ class ChallengeCompletion(models.Model):
     )
     coupon = models.ForeignKey("offers.Coupon", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     note = models.CharField(max_length=200, blank=True, help_text="What could not be given, in words")
+    purchase = models.ForeignKey(
+        "ledger.Purchase",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The purchase that completed it (none: an event or the nightly run did)",
+    )
+    reversed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Its points were taken back: the purchase that completed it was returned"
+    )
 
     class Meta:
         constraints = [

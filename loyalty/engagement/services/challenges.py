@@ -30,8 +30,9 @@ from loyalty.engagement.selectors.challenges import (
     challenge_targets_member,
     challenges_active,
 )
+from loyalty.engagement.services.referrals import bonus_take_back
 from loyalty.ledger import services as ledger
-from loyalty.ledger.models import Account, AccountKind, Purchase, PurchaseLine
+from loyalty.ledger.models import Account, AccountKind, Purchase, PurchaseLine, Return
 from loyalty.partners.services import NewEvent, outbox_record, outbox_record_many
 from loyalty.tiers import qualification
 from loyalty.tiers.selectors import program_tiers
@@ -91,6 +92,7 @@ def _advance(
     at: dt.datetime,
     now: dt.datetime,
     amount_of: Any,
+    purchase: Purchase | None = None,
 ) -> list[ChallengeCompletion]:
     """Add to the member's progress on each candidate challenge of their audience (after their
     opt-in where it is required) and award those that reach their target. The caller holds the
@@ -126,7 +128,10 @@ def _advance(
             mine = ChallengeProgress.objects.filter(challenge_id=c.pk, member=member)
             mine.update(value=F("value") + amount, updated_at=now)
             value = mine.values_list("value", flat=True)[0]
-        if value >= c.target and (done := challenge_complete_locked(locked=locked, challenge=c, now=now)) is not None:
+        if (
+            value >= c.target
+            and (done := challenge_complete_locked(locked=locked, challenge=c, now=now, purchase=purchase)) is not None
+        ):
             completed.append(done)
     return completed
 
@@ -150,6 +155,7 @@ def challenges_on_purchase(
         at=purchase.occurred_at,
         now=clock.now(),
         amount_of=lambda c, _ctx, since: _purchase_contribution(c, purchase=purchase, lines=lines, since=since),
+        purchase=purchase,
     )
 
 
@@ -200,19 +206,24 @@ def _completed_payload(c: ChallengeConfig | Challenge, member: Member, completio
 
 
 def challenge_complete_locked(
-    *, locked: ledger.LockedAccount, challenge: ChallengeConfig, now: dt.datetime
+    *, locked: ledger.LockedAccount, challenge: ChallengeConfig, now: dt.datetime, purchase: Purchase | None = None
 ) -> ChallengeCompletion | None:
     """Award a completed challenge to the locked account's member, once: the completion row's
     unique key decides (a second call, or a nightly run that got there first, awards nothing and
     returns None). Points (ledger key ``challenge:<id>:<member>``), the reward's coupon, the
-    badge and the event ``challenge.completed``, all in the caller's transaction."""
+    badge and the event ``challenge.completed``, all in the caller's transaction. ``purchase``: the
+    purchase that completed it (its full return takes the points back: ``challenges_return_check``)."""
     member = locked.member
     if ChallengeCompletion.objects.filter(challenge_id=challenge.pk, member=member).exists():
         return None
     try:
         with transaction.atomic():
             completion = ChallengeCompletion.objects.create(
-                challenge_id=challenge.pk, member=member, completed_at=now, points=challenge.reward_points
+                challenge_id=challenge.pk,
+                member=member,
+                completed_at=now,
+                points=challenge.reward_points,
+                purchase=purchase,
             )
     except IntegrityError:
         return None
@@ -239,6 +250,51 @@ def challenge_complete_locked(
         event_type="challenge.completed", member=member, payload=_completed_payload(challenge, member, completion)
     )
     return completion
+
+
+def challenges_return_check(*, purchase: Purchase, ret: Return) -> list[ChallengeCompletion]:
+    """Called by the return workflow under the buyer's account lock (as ``referral_return_check``): when
+    the purchase that completed a challenge is now fully returned within the program's return window,
+    the challenge's points are taken back (what is still available: points already spent stay spent, and
+    the completion's note says how many), the completion is marked reversed and ``challenge.reversed`` is
+    written, once. The completion stays (it is not awarded again) and progress is not taken back; the
+    free reward's coupon and the badge stay. One statement when the purchase completed nothing."""
+    completions = list(
+        ChallengeCompletion.objects.filter(purchase=purchase, reversed_at__isnull=True).select_related("challenge")
+    )
+    if not completions:
+        return []
+    purchase.refresh_from_db(fields=["returned_amount", "eligible_amount"])
+    if purchase.returned_amount < purchase.eligible_amount:
+        return []
+    program = purchase.program
+    if (ret.occurred_at or clock.now()) > purchase.occurred_at + dt.timedelta(days=program.pending_days):
+        return []
+    member, now = purchase.member, clock.now()
+    for completion in completions:
+        taken = bonus_take_back(
+            member,
+            program,
+            completion.points if completion.ledger_transaction_id else 0,
+            f"{_award_key(completion.challenge_id, member.pk)}:reverse",
+            f"challenge reversed: {completion.challenge.name}: the purchase that completed it was returned"[:255],
+        )
+        short = (completion.points if completion.ledger_transaction_id else 0) - taken
+        completion.reversed_at = now
+        if short:
+            completion.note = f"{short} points already spent were not taken back"[:200]
+        completion.save(update_fields=["reversed_at", "note"])
+        outbox_record(
+            event_type="challenge.reversed",
+            member=member,
+            payload={
+                "member_number": member.member_number,
+                "challenge_id": completion.challenge_id,
+                "purchase_id": purchase.pk,
+                "points_reversed": taken,
+            },
+        )
+    return completions
 
 
 # --- the member's actions --------------------------------------------------------------------------

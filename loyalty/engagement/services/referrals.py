@@ -265,9 +265,9 @@ def _qualified_event(referral: Referral, referee: Member, *, rewarded: bool) -> 
 # --- a full return of the qualifying purchase -----------------------------------------------------
 
 
-def _take_back(member: Member, program: Program, points: int, key: str, reason: str) -> int:
-    """Debit what is left of a bonus: at most the available balance (points already spent stay spent;
-    the shortfall is said in the referral's note)."""
+def bonus_take_back(member: Member, program: Program, points: int, key: str, reason: str) -> int:
+    """Debit what is left of a bonus (a referral's, a challenge's): at most the available balance
+    (points already spent stay spent; the caller says the shortfall in its note). Once per ``key``."""
     if not points:
         return 0
     account = Account.objects.filter(member=member, program=program, kind=AccountKind.MEMBER).first()
@@ -303,8 +303,10 @@ def referral_return_check(*, purchase: Purchase, ret: Return) -> Referral | None
     if (ret.occurred_at or clock.now()) > purchase.occurred_at + window:
         return None
     why = "referral reversed: the qualifying purchase was returned"
-    referee_taken = _take_back(member, program, referral.referee_points, f"referral:{referral.pk}:referee:reverse", why)
-    referrer_taken = _take_back(
+    referee_taken = bonus_take_back(
+        member, program, referral.referee_points, f"referral:{referral.pk}:referee:reverse", why
+    )
+    referrer_taken = bonus_take_back(
         referral.referrer, program, referral.referrer_points, f"referral:{referral.pk}:referrer:reverse", why
     )
     short = (referral.referee_points - referee_taken) + (referral.referrer_points - referrer_taken)
