@@ -363,6 +363,9 @@ MESSAGING_COSTS = env.dict(
 # Staff dashboards (loyalty/dashboards): the nightly refresh rewrites this many days of the summary
 # tables; DATABASE_REPLICA_URL: dashboards and their CSV exports read from that replica.
 DASHBOARDS_REFRESH_DAYS = env.int("DASHBOARDS_REFRESH_DAYS", default=95)
+# Ledger rows (points, new accounts, reward redemptions) are stamped when written, never dated back:
+# the nightly refresh rewrites only their last few days.
+DASHBOARDS_LEDGER_REFRESH_DAYS = env.int("DASHBOARDS_LEDGER_REFRESH_DAYS", default=3)
 CELERY_BEAT_SCHEDULE["dashboards-nightly-refresh"] = {
     "task": "dashboards.refresh",
     "schedule": crontab(hour=4, minute=0),

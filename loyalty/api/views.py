@@ -58,7 +58,7 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
         401: "No or bad API key",
         403: "Key lacks the scope",
         404: "Not found (or not linked to this partner)",
-        409: "Conflict (duplicate_external_id, insufficient_points, idempotency_in_progress)",
+        409: "Conflict (duplicate_external_id, insufficient_points, idempotency_in_progress, purchase_already_returned)",
         413: "Body over the size limit (request_too_large)",
         422: "Rule violation (e.g. return_exceeds_purchase, idempotency_key_reused)",
         429: "Throttled; see Retry-After",

@@ -29,9 +29,19 @@ class Dashboard(models.Model):
 
 
 class DailyFact(models.Model):
-    """Per day (program time zone: UTC dates), program and partner: money and points that add up."""
+    """Per day (program time zone: UTC dates), program and partner: money and points that add up.
+
+    Each row holds one ``part``: ``activity`` (purchases, returns and events, dated when they
+    happened: they may arrive late, so the nightly run rewrites ``DASHBOARDS_REFRESH_DAYS``) or
+    ``ledger`` (new accounts, points and reward redemptions, dated when they were written: the
+    nightly run rewrites ``DASHBOARDS_LEDGER_REFRESH_DAYS``). Readers add rows up, so a day's
+    figures are the sum of its two rows."""
+
+    ACTIVITY = "activity"
+    LEDGER = "ledger"
 
     day = models.DateField()
+    part = models.CharField(max_length=8, default="", help_text="activity or ledger (empty: written before parts)")
     program_id = models.BigIntegerField()
     partner_id = models.BigIntegerField(null=True, blank=True)
     purchases = models.BigIntegerField(default=0)

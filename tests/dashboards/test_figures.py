@@ -6,7 +6,9 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db.models import Sum
 
+from loyalty.core import clock
 from loyalty.dashboards.models import DailyFact
 from loyalty.dashboards.selectors.health import (
     active_over_time,
@@ -17,6 +19,7 @@ from loyalty.dashboards.selectors.health import (
 )
 from loyalty.dashboards.selectors.profitability import profitability_dashboard
 from loyalty.dashboards.services import dashboards_refresh
+from tests.dashboards.conftest import at
 
 pytestmark = pytest.mark.django_db
 
@@ -187,4 +190,54 @@ def test_nightly_task_refreshes_the_last_days(story):
     from loyalty.dashboards.tasks import refresh
 
     result = refresh.delay().get()
-    assert result["until"] == "2030-03-31" and set(result["timings"]) >= {"daily_facts", "tier_flows"}
+    assert result["until"] == "2030-03-31" and set(result["timings"]) >= {
+        "daily_activity",
+        "daily_ledger",
+        "tier_flows",
+        "tier_spend",
+        "segment_spend",
+    }
+
+
+def _facts_by_day():
+    """Each day's two parts, every partner added up."""
+    return {
+        (row["day"], row["part"]): row
+        for row in DailyFact.objects.values("day", "part")
+        .annotate(
+            purchases=Sum("purchases"),
+            revenue=Sum("revenue"),
+            points_earned=Sum("points_earned"),
+            points_net=Sum("points_net"),
+        )
+        .order_by()
+    }
+
+
+def test_nightly_refresh_counts_a_late_purchase_on_its_day_and_its_points_on_the_day_written(story):
+    from loyalty.activity.services import purchase_record
+
+    clock.set_now(at(3, 31))
+    purchase_record(
+        partner=story["coffee"],
+        member=story["members"][0],
+        external_id="late-1",
+        occurred_at=at(3, 1),
+        lines=[{"sku": "SKU1", "category": "COFFEE", "amount": Decimal("10.00")}],
+    )
+    dashboards_refresh()  # nightly: activity over 95 days, ledger over the last 3
+    facts = _facts_by_day()
+    assert (
+        facts[(dt.date(2030, 3, 1), DailyFact.ACTIVITY)]["purchases"],
+        facts[(dt.date(2030, 3, 1), "activity")]["revenue"],
+    ) == (1, Decimal("10.00"))
+    assert facts[(dt.date(2030, 3, 31), DailyFact.LEDGER)]["points_earned"] == 10
+    # January's ledger days are outside the nightly ledger window: kept as written by the full refresh
+    assert facts[(dt.date(2030, 1, 10), DailyFact.LEDGER)]["points_earned"] == 150
+
+
+def test_rows_written_before_parts_are_replaced_by_the_whole_history_once(story):
+    full = _facts_by_day()
+    DailyFact.objects.update(part="")  # as the table was before it had parts
+    dashboards_refresh()
+    assert _facts_by_day() == full and not DailyFact.objects.filter(part="").exists()

@@ -139,3 +139,16 @@ def test_return_after_points_matured_takes_available_points(t0):
     ret = services.purchase_return_clawback(purchase=purchase, external_id="r", amount="50.00")
     assert ret.points_reversed == 50 and (fresh(account).available, fresh(account).pending) == (50, 0)
     assert_ledger_invariants(program)
+
+
+def test_a_second_reversal_of_a_fully_returned_purchase_is_a_conflict_and_changes_nothing(t0):
+    program = make_program()
+    account = make_account(program)
+    purchase = buy(account, 100)
+    services.purchase_return_clawback(purchase=purchase, external_id="r1", amount=purchase.eligible_amount)
+    before = fresh(account).available
+    with pytest.raises(Conflict) as exc:
+        services.purchase_return_clawback(purchase=purchase, external_id="r2", amount="0.01")
+    assert exc.value.code == "purchase_already_returned"
+    assert Return.objects.count() == 1 and fresh(account).available == before
+    assert_ledger_invariants(program)

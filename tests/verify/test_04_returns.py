@@ -103,7 +103,7 @@ def test_partial_returns_add_up_exactly_and_a_second_full_return_is_refused(serv
     )
     assert (again.status, again.json()["points_reversed"]) == (200, 9), again.content
     assert (other.status, other.code) == (409, "duplicate_external_id"), other.content
-    assert (more.status, more.code) == (422, "return_exceeds_purchase"), more.content
+    assert (more.status, more.code) == (409, "purchase_already_returned"), more.content
     assert reversed_of(member) == earned and Return.objects.filter(purchase__member=member).count() == 3
     account = Account.objects.get(member=member)
     assert (account.available, account.pending, account.debt) == (0, 0, 0)

@@ -90,39 +90,67 @@ def _table(model) -> str:
     return model._meta.db_table
 
 
-def _daily_facts(cursor, w: Window) -> None:
+def _daily_activity(cursor, w: Window) -> None:
+    """DailyFact's activity part: purchases, returns and events by the day they happened."""
     day_p, day_r, day_e = day_of("p.occurred_at"), day_of("r.occurred_at"), day_of("e.occurred_at")
-    day_a, day_t, day_rr = day_of("a.opened_at"), day_of("t.created_at"), day_of("rr.created_at")
-    cursor.execute(f"DELETE FROM {_table(DailyFact)} WHERE day >= %s AND day <= %s", [w.since, w.until])  # noqa: S608 - names from code
+    cursor.execute(
+        f"DELETE FROM {_table(DailyFact)} WHERE part = %s AND day >= %s AND day <= %s",  # noqa: S608 - names from code
+        [DailyFact.ACTIVITY, w.since, w.until],
+    )
     cursor.execute(
         f"""
-        INSERT INTO {_table(DailyFact)} (day, program_id, partner_id, purchases, revenue, returns_amount, events,
+        INSERT INTO {_table(DailyFact)} (day, part, program_id, partner_id, purchases, revenue, returns_amount, events,
             new_members, points_earned, points_redeemed, points_refunded, points_expired, points_reversed,
             points_adjusted, points_net, points_funded, reward_redemptions, reward_cost)
-        SELECT day, program_id, partner_id, SUM(purchases), SUM(revenue), SUM(returns_amount), SUM(events),
+        SELECT day, %(part)s, program_id, partner_id, SUM(purchases), SUM(revenue), SUM(returns_amount), SUM(events),
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+        FROM (
+            SELECT {day_p} AS day, p.program_id, p.partner_id, COUNT(*) AS purchases,
+                SUM(p.eligible_amount) AS revenue, 0 AS returns_amount, 0 AS events
+            FROM ledger_purchase p WHERE p.occurred_at >= %(start)s AND p.occurred_at < %(end)s
+            GROUP BY 1, 2, 3
+            UNION ALL
+            SELECT {day_r}, p.program_id, r.partner_id, 0, 0, SUM(r.amount), 0
+            FROM ledger_return r JOIN ledger_purchase p ON p.id = r.purchase_id
+            WHERE r.occurred_at >= %(start)s AND r.occurred_at < %(end)s
+            GROUP BY 1, 2, 3
+            UNION ALL
+            SELECT {day_e}, a.program_id, e.partner_id, 0, 0, 0, COUNT(*)
+            FROM activity_memberevent e JOIN ledger_account a ON a.member_id = e.member_id AND a.kind = 'member'
+            WHERE e.occurred_at >= %(start)s AND e.occurred_at < %(end)s
+            GROUP BY 1, 2, 3
+        ) AS facts
+        GROUP BY day, program_id, partner_id
+        """,  # noqa: S608 - table names and SQL fragments from code, values as parameters
+        {"start": w.start, "end": w.end, "part": DailyFact.ACTIVITY},
+    )
+
+
+def _daily_ledger(cursor, w: Window) -> None:
+    """DailyFact's ledger part: new accounts, points by entry kind and reward redemptions, by the day
+    they were written (ledger rows are stamped when written, never dated back)."""
+    day_a, day_t, day_rr = day_of("a.opened_at"), day_of("t.created_at"), day_of("rr.created_at")
+    cursor.execute(
+        f"DELETE FROM {_table(DailyFact)} WHERE part = %s AND day >= %s AND day <= %s",  # noqa: S608 - names from code
+        [DailyFact.LEDGER, w.since, w.until],
+    )
+    cursor.execute(
+        f"""
+        INSERT INTO {_table(DailyFact)} (day, part, program_id, partner_id, purchases, revenue, returns_amount, events,
+            new_members, points_earned, points_redeemed, points_refunded, points_expired, points_reversed,
+            points_adjusted, points_net, points_funded, reward_redemptions, reward_cost)
+        SELECT day, %(part)s, program_id, partner_id, 0, 0, 0, 0,
             SUM(new_members), SUM(earned), SUM(redeemed), SUM(refunded), SUM(expired), SUM(reversed), SUM(adjusted),
             SUM(net), SUM(funded), SUM(rewards), SUM(reward_cost)
         FROM (
-            SELECT {day_p} AS day, p.program_id, p.partner_id, 1 AS purchases, p.eligible_amount AS revenue,
-                0 AS returns_amount, 0 AS events, 0 AS new_members, 0 AS earned, 0 AS redeemed, 0 AS refunded,
-                0 AS expired, 0 AS reversed, 0 AS adjusted, 0 AS net, 0 AS funded, 0 AS rewards, 0 AS reward_cost
-            FROM ledger_purchase p WHERE p.occurred_at >= %(start)s AND p.occurred_at < %(end)s
-            UNION ALL
-            SELECT {day_r}, p.program_id, r.partner_id, 0, 0, r.amount, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-            FROM ledger_return r JOIN ledger_purchase p ON p.id = r.purchase_id
-            WHERE r.occurred_at >= %(start)s AND r.occurred_at < %(end)s
-            UNION ALL
-            SELECT {day_e}, a.program_id, e.partner_id, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-            FROM activity_memberevent e JOIN ledger_account a ON a.member_id = e.member_id AND a.kind = 'member'
-            WHERE e.occurred_at >= %(start)s AND e.occurred_at < %(end)s
-            UNION ALL
-            SELECT {day_a}, a.program_id, pm.partner_id, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+            SELECT {day_a} AS day, a.program_id, pm.partner_id, 1 AS new_members, 0 AS earned, 0 AS redeemed,
+                0 AS refunded, 0 AS expired, 0 AS reversed, 0 AS adjusted, 0 AS net, 0 AS funded, 0 AS rewards,
+                0 AS reward_cost
             FROM ledger_account a
             LEFT JOIN partners_partnermember pm ON pm.member_id = a.member_id AND pm.via = 'enrolled'
             WHERE a.kind = 'member' AND a.opened_at >= %(start)s AND a.opened_at < %(end)s
             UNION ALL
-            SELECT {day_t}, a.program_id, CASE WHEN a.kind = 'issued' THEN a.partner_id ELSE t.partner_id END,
-                0, 0, 0, 0, 0,
+            SELECT {day_t}, a.program_id, CASE WHEN a.kind = 'issued' THEN a.partner_id ELSE t.partner_id END, 0,
                 SUM(CASE WHEN a.kind = 'member' AND en.kind = 'earn' THEN en.points ELSE 0 END),
                 -SUM(CASE WHEN a.kind = 'member' AND en.kind = 'redeem' THEN en.points ELSE 0 END),
                 SUM(CASE WHEN a.kind = 'member' AND en.kind = 'refund' THEN en.points ELSE 0 END),
@@ -137,15 +165,21 @@ def _daily_facts(cursor, w: Window) -> None:
             WHERE t.created_at >= %(start)s AND t.created_at < %(end)s
             GROUP BY 1, 2, 3
             UNION ALL
-            SELECT {day_rr}, rw.program_id, rr.partner_id, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-                rw.cost_to_business
+            SELECT {day_rr}, rw.program_id, rr.partner_id, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, rw.cost_to_business
             FROM offers_rewardredemption rr JOIN offers_reward rw ON rw.id = rr.reward_id
             WHERE rr.status = 'completed' AND rr.created_at >= %(start)s AND rr.created_at < %(end)s
         ) AS facts
         GROUP BY day, program_id, partner_id
         """,  # noqa: S608 - table names and SQL fragments from code, values as parameters
-        {"start": w.start, "end": w.end},
+        {"start": w.start, "end": w.end, "part": DailyFact.LEDGER},
     )
+
+
+def _daily_facts_before_parts(cursor) -> bool:
+    """Rows written before DailyFact had parts hold both: delete them, and say the whole history must
+    be rewritten (once, by the first refresh after the upgrade)."""
+    cursor.execute(f"DELETE FROM {_table(DailyFact)} WHERE part = ''")  # noqa: S608 - names from code
+    return cursor.rowcount > 0
 
 
 def _daily_messages(cursor, w: Window) -> None:
@@ -314,19 +348,32 @@ def _earliest_day() -> dt.date:
 def dashboards_refresh(*, full: bool = False, days: int | None = None, until: dt.date | None = None) -> RefreshRun:
     """Rewrite the summary tables for the last ``days`` days up to ``until`` (today), or for
     every day with data when ``full``. Each table: one DELETE and one INSERT ... SELECT in one
-    transaction (the active-member snapshots: one INSERT per month end)."""
+    transaction (the active-member snapshots: one INSERT per month end). Without ``days`` (the
+    nightly run) the ledger part of the daily facts covers only the last
+    ``DASHBOARDS_LEDGER_REFRESH_DAYS``: ledger rows are stamped when written."""
     until = until or clock.today()
     if full:
         since = min(_earliest_day(), until)
     else:
         since = until - dt.timedelta(days=(days or settings.DASHBOARDS_REFRESH_DAYS) - 1)
     window = Window(since=since, until=until)
+    ledger_window = window  # a full run, or days asked for: both parts over the same days
+    if not full and days is None:
+        ledger_days = min(settings.DASHBOARDS_LEDGER_REFRESH_DAYS, (until - since).days + 1)
+        ledger_window = Window(since=until - dt.timedelta(days=ledger_days - 1), until=until)
+    with transaction.atomic(), connection.cursor() as cursor:
+        _lock(cursor)
+        if _daily_facts_before_parts(cursor) and not full:
+            everything = Window(since=min(_earliest_day(), until), until=until)
+            _daily_activity(cursor, everything)
+            _daily_ledger(cursor, everything)
     # every month end of a full run; nightly the last month end and today (older month ends are final)
     snapshot_days = month_ends(since if full else max(since, until - dt.timedelta(days=31)), until)
     run = RefreshRun.objects.create(started_at=clock.now(), since=since, until=until, full=full)
     timings: dict[str, float] = {}
     steps = (
-        ("daily_facts", lambda c: _daily_facts(c, window)),
+        ("daily_activity", lambda c: _daily_activity(c, window)),
+        ("daily_ledger", lambda c: _daily_ledger(c, ledger_window)),
         ("daily_messages", lambda c: _daily_messages(c, window)),
         ("monthly_activity", lambda c: _monthly_activity(c, window)),
         ("active_snapshots", lambda c: _active_snapshots(c, window, snapshot_days)),

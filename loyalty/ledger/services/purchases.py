@@ -184,6 +184,8 @@ def _returned_amount(
     if (amount is None) == (not lines):
         raise ValidationFailed("Give either lines or amount", code="return_lines_or_amount")
     left = purchase.eligible_amount - purchase.returned_amount
+    if left <= 0 and purchase.eligible_amount > 0:  # a second reversal of the whole purchase: a state clash
+        raise Conflict("This purchase has already been returned in full", code="purchase_already_returned")
     if amount is not None:
         value = _money(amount, "amount")
         if value <= 0:
