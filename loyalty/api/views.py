@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from django.http import HttpResponse
 from django_filters import rest_framework as filters
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -41,7 +43,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    {"type": "string", "minLength": 1, "maxLength": 255},  # longer or empty: 422 invalid_idempotency_key
     OpenApiParameter.HEADER,
     required=False,
     description=(
@@ -52,7 +54,8 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
+def errors(*codes: int) -> dict[tuple[int, str], OpenApiResponse]:
+    """Error answers as documented: ``application/problem+json``, the media type they are sent with."""
     titles = {
         400: "Malformed or invalid request",
         401: "No or bad API key",
@@ -63,10 +66,22 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
         422: "Rule violation (e.g. return_exceeds_purchase, idempotency_key_reused)",
         429: "Throttled; see Retry-After",
     }
-    return {code: OpenApiResponse(s.ProblemSerializer, description=titles[code]) for code in codes}
+    return {(code, PROBLEM): OpenApiResponse(s.ProblemSerializer, description=titles[code]) for code in codes}
 
 
 COMMON_ERRORS = (400, 401, 403, 413, 429)
+
+
+def query_params_known(request, allowed: set[str] | frozenset[str]) -> None:
+    """400 ``invalid_request`` for a query parameter the operation does not document, or one given
+    twice: a misspelt filter must not quietly answer unfiltered."""
+    errors_by_name = {
+        name: ["Unknown query parameter."] if name not in allowed else ["Give this parameter once."]
+        for name in request.query_params
+        if name not in allowed or len(request.query_params.getlist(name)) > 1
+    }
+    if errors_by_name:
+        raise serializers.ValidationError(errors_by_name)
 
 
 def request_partner(request):
@@ -151,14 +166,19 @@ class MembersView(WriteView):
         description="Look up members linked to this partner by email.",
     )
     def get(self, request):
+        query_params_known(request, {"email"})
         email = request.query_params.get("email", "").strip()
+        try:
+            validate_email(email)
+        except DjangoValidationError:
+            email = ""
         if not email:
             return Response(
                 {
                     "type": "https://loyalty.example/problems/email_required",
                     "title": "Invalid request",
                     "status": 400,
-                    "detail": "Give ?email=",
+                    "detail": "Give an email address: ?email=",
                     "code": "email_required",
                 },
                 status=400,
@@ -298,6 +318,7 @@ class EntriesView(ListAPIView):
         operation_id="members_entries", responses={200: s.EntrySerializer(many=True), **errors(*COMMON_ERRORS, 404)}
     )
     def get(self, request, *args, **kwargs):
+        query_params_known(request, {*EntryFilter.base_filters, "cursor", EntryCursor.page_size_query_param})
         return super().get(request, *args, **kwargs)
 
 
