@@ -172,6 +172,8 @@ class MembersView(WriteView):
     def get(self, request):
         query_params_known(request, {"email"})
         email = request.query_params.get("email", "").strip()
+        if "\x00" in email:  # PostgreSQL stores no NUL: refuse it as the schema's pattern does
+            raise serializers.ValidationError({"email": ["Null characters are not allowed."]})
         if not email:
             return Response(
                 {

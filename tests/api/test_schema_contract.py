@@ -46,9 +46,13 @@ def test_request_schemas_refuse_what_the_serializers_refuse(spec):
 
 @pytest.mark.parametrize(
     "url",
-    ["/api/v1/members/?email=a@b.c&emial=x", "/api/v1/members/?email=a@b.c&email=b@c.d"],
+    [
+        "/api/v1/members/?email=a@b.c&emial=x",
+        "/api/v1/members/?email=a@b.c&email=b@c.d",
+        "/api/v1/members/?email=a%00b",
+    ],
 )
-def test_an_unknown_or_repeated_query_parameter_is_400(api, url):
+def test_an_unknown_or_repeated_query_parameter_or_a_nul_is_400(api, url):
     problem(api.get(url), 400, "invalid_request")
 
 
@@ -61,3 +65,7 @@ def test_entries_and_offers_refuse_an_unknown_filter(api, enrolled):
 def test_a_webhook_url_that_is_no_url_is_422_invalid_webhook_url(api):
     response = api.post("/api/v1/webhooks/", {"url": "not a url", "event_types": ["points.earned"]}, format="json")
     problem(response, 422, "invalid_webhook_url")
+
+
+def test_a_coupon_code_with_a_nul_is_an_unknown_coupon(api):
+    problem(api.post("/api/v1/coupons/a%00b/cancel/", {}, format="json"), 404, "coupon_not_found")
