@@ -298,7 +298,10 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "loyalty.api.schema.postprocess_summaries",
+        "loyalty.api.schema.postprocess_constraints",
     ],
+    # request bodies get their own components: required text is minLength 1, read-only fields left out
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True

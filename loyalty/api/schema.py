@@ -4,7 +4,11 @@ walks the schema and fails on an operation without a summary."""
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Any
+
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 
 from loyalty.core.idempotency import KEEP_FOR
 
@@ -103,4 +107,127 @@ def postprocess_summaries(result: dict[str, Any], generator: Any, request: Any, 
             words = OPERATIONS.get(operation["operationId"])
             if words is not None:
                 operation["summary"], operation["description"] = words
+    return result
+
+
+# drf-spectacular's pattern for a DecimalField lets "" and "-" through, which the field refuses.
+_DECIMAL_PATTERN = re.compile(r"^\^(-\?)?\\d\{0,(\d+)\}\(\?:\\\.\\d\{0,(\d+)\}\)\?\$$")
+
+
+def _decimal_pattern(pattern: str) -> str:
+    found = _DECIMAL_PATTERN.match(pattern)
+    if found is None or found[3] == "0":
+        return pattern
+    sign, whole, places = found[1] or "", found[2], found[3]
+    return rf"^{sign}(?:\d{{1,{whole}}}(?:\.\d{{0,{places}}})?|\.\d{{1,{places}}})$"
+
+
+def _walk(node: Any) -> None:
+    if isinstance(node, dict):
+        if node.get("format") == "decimal" and isinstance(node.get("pattern"), str):
+            node["pattern"] = _decimal_pattern(node["pattern"])
+        for value in node.values():
+            _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            _walk(value)
+
+
+def _positive_decimal_pattern(whole: int, places: int) -> str:
+    """A decimal above zero with at most ``whole`` digits before the point and ``places`` after."""
+    fractions = "|".join(rf"0{{{i}}}[1-9]\d{{0,{places - 1 - i}}}" for i in range(places))
+    return rf"^(?:0*[1-9]\d{{0,{whole - 1}}}(?:\.\d{{0,{places}}})?|0*\.(?:{fractions}))$"
+
+
+class DecimalBoundsExtension(OpenApiSerializerFieldExtension):
+    """A decimal field's lower bound in its pattern: no minus sign from 0 up, and from the smallest
+    step up (0.01 for two places) a value above zero."""
+
+    target_class = "rest_framework.fields.DecimalField"
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        field = self.target
+        schema = auto_schema._map_serializer_field(field, direction, bypass_extensions=True)
+        low, places = field.min_value, field.decimal_places
+        if low is None or low < 0 or not schema.get("pattern", "").startswith("^-?"):
+            return schema
+        if low > 0 and places and field.max_digits and low <= Decimal(1).scaleb(-places):
+            schema["pattern"] = _positive_decimal_pattern(field.max_digits - places, places)
+        else:
+            schema["pattern"] = "^" + schema["pattern"][3:]
+        return schema
+
+
+# Text fields refuse the NUL character (DRF's ProhibitNullCharactersValidator); say so.
+NO_NUL = "^[^\\x00]*$"
+# ... and a required text is stripped of white space first (``trim_whitespace``): it needs one other.
+# (Python's strip() also takes \x1c-\x1f and \x85, which a JSON Schema \s does not name).
+NOT_BLANK = "^[^\\x00]*[^\\s\\x00\\x1c-\\x1f\\x85][^\\x00]*$"
+# Requests whose body needs one of several fields: component -> the alternatives (oneOf).
+ONE_OF_REQUIRED = {"ReturnInRequest": ("lines", "amount")}
+
+
+def _request_text_without_nul(component: dict[str, Any]) -> None:
+    for prop in component.get("properties", {}).values():
+        plain = prop.get("type") == "string" and not {"format", "pattern", "enum"} & set(prop)
+        if plain and not prop.get("readOnly"):
+            prop["pattern"] = NOT_BLANK if prop.get("minLength", 0) >= 1 else NO_NUL
+
+
+def _list_bounds() -> dict[str, dict[str, dict[str, int]]]:
+    """Request component -> list field -> minItems/maxItems, from the API's serializers (drf-spectacular
+    leaves out ``allow_empty=False`` and a nested list's ``max_length``)."""
+    from rest_framework import serializers
+
+    from loyalty.api import serializers as api_serializers
+    from loyalty.api import serializers_offers
+
+    bounds: dict[str, dict[str, dict[str, int]]] = {}
+    for module in (api_serializers, serializers_offers):
+        for cls in vars(module).values():
+            if not (isinstance(cls, type) and issubclass(cls, serializers.Serializer)):
+                continue
+            name = cls.__name__.removesuffix("Serializer") + "Request"
+            for field_name, field in cls().fields.items():
+                if not isinstance(field, serializers.ListSerializer | serializers.ListField):
+                    continue
+                limits = {}
+                if not field.allow_empty:
+                    limits["minItems"] = 1
+                if field.max_length is not None:
+                    limits["maxItems"] = field.max_length
+                if limits:
+                    bounds.setdefault(name, {})[field_name] = limits
+    return bounds
+
+
+def postprocess_constraints(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """The schema says what the API accepts, no more: decimals need a digit, text no NUL, a return
+    its lines or its amount, and every operation taking an ``Idempotency-Key`` documents the 422
+    of a malformed or reused key."""
+    components = result.get("components", {}).get("schemas", {})
+    for name, fields in _list_bounds().items():
+        for field_name, limits in fields.items():
+            prop = components.get(name, {}).get("properties", {}).get(field_name)
+            if prop is not None and prop.get("type") == "array":
+                prop.update(limits)
+    for name, component in components.items():
+        if name.endswith("Request"):
+            _request_text_without_nul(component)
+        if name in ONE_OF_REQUIRED:
+            component["oneOf"] = [{"required": [field]} for field in ONE_OF_REQUIRED[name]]
+    _walk(result.get("components", {}))
+    _walk(result.get("paths", {}))
+    for methods in result.get("paths", {}).values():
+        for operation in methods.values():
+            if not isinstance(operation, dict):
+                continue
+            takes_key = any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", []))
+            responses = operation.get("responses", {})
+            if takes_key and "422" not in responses and "400" in responses:
+                responses["422"] = {
+                    "content": responses["400"]["content"],
+                    "description": "Idempotency-Key malformed (invalid_idempotency_key) or reused with another "
+                    "body (idempotency_key_reused)",
+                }
     return result

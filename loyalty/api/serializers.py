@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from loyalty.core import clock
@@ -54,7 +55,11 @@ class ProblemSerializer(serializers.Serializer):
     status = serializers.IntegerField()
     detail = serializers.CharField()
     code = serializers.CharField(help_text="Stable machine-readable error code")
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    errors = serializers.DictField(
+        child=serializers.JSONField(),
+        required=False,
+        help_text="Per field: a list of messages, or for a nested field its own fields' (a list's by position)",
+    )
 
 
 class ConsentInSerializer(serializers.Serializer):
@@ -131,7 +136,7 @@ class PurchaseInSerializer(serializers.Serializer):
     tax = serializers.DecimalField(**MONEY, required=False, default=0)
     discount = serializers.DecimalField(**MONEY, required=False, default=0)
     store = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
-    lines = LineSerializer(many=True, allow_empty=False, max_length=MAX_LINES)
+    lines = LineSerializer(many=True, allow_empty=False, min_length=1, max_length=MAX_LINES)
     program = serializers.CharField(max_length=100, required=False)
     channel = serializers.ChoiceField(
         choices=list(PURCHASE_CHANNELS.items()),
@@ -189,7 +194,7 @@ class ReturnLineSerializer(serializers.Serializer):
 class ReturnInSerializer(serializers.Serializer):
     purchase_external_id = serializers.CharField(max_length=100)
     external_id = serializers.CharField(max_length=100)
-    lines = ReturnLineSerializer(many=True, required=False, allow_empty=False, max_length=MAX_LINES)
+    lines = ReturnLineSerializer(many=True, required=False, allow_empty=False, min_length=1, max_length=MAX_LINES)
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"), required=False)
     occurred_at = OccurredAtField(required=False)
 
@@ -250,11 +255,18 @@ class EventOutSerializer(serializers.Serializer):
     note = serializers.CharField()
 
 
+@extend_schema_field({"type": "string", "format": "uri", "maxLength": 500})
+class WebhookURLField(serializers.CharField):
+    """Any text: whether it is a usable webhook URL (https, a host resolving only to public
+    addresses) is decided by ``webhook_url_check``, which answers 422 ``invalid_webhook_url``."""
+
+
 class WebhookInSerializer(serializers.Serializer):
-    url = serializers.URLField(max_length=500)
+    url = WebhookURLField(max_length=500)
     event_types = serializers.ListField(
         child=serializers.ChoiceField(choices=WEBHOOK_EVENT_TYPES),
         allow_empty=False,
+        min_length=1,
         max_length=len(WEBHOOK_EVENT_TYPES),
     )
 

@@ -7,7 +7,6 @@ from typing import Any
 from django.http import HttpResponse
 from django_filters import rest_framework as filters
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import pagination, serializers, status
 from rest_framework.generics import ListAPIView
@@ -18,7 +17,7 @@ from rest_framework.views import APIView
 from loyalty.activity import services as activity
 from loyalty.api import serializers as s
 from loyalty.api.errors import PROBLEM, application_problem
-from loyalty.api.schema import KEEP_HOURS
+from loyalty.api.schema import KEEP_HOURS, NOT_BLANK
 from loyalty.core.errors import ApplicationError, Conflict, NotFound
 from loyalty.core.idempotency import idempotent
 from loyalty.ledger import selectors as ledger_selectors
@@ -41,7 +40,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    {"type": "string", "minLength": 1, "maxLength": 255},  # longer or empty: 422 invalid_idempotency_key
     OpenApiParameter.HEADER,
     required=False,
     description=(
@@ -52,7 +51,8 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
+def errors(*codes: int) -> dict[tuple[int, str], OpenApiResponse]:
+    """Error answers as documented: ``application/problem+json``, the media type they are sent with."""
     titles = {
         400: "Malformed or invalid request",
         401: "No or bad API key",
@@ -63,10 +63,22 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
         422: "Rule violation (e.g. return_exceeds_purchase, idempotency_key_reused)",
         429: "Throttled; see Retry-After",
     }
-    return {code: OpenApiResponse(s.ProblemSerializer, description=titles[code]) for code in codes}
+    return {(code, PROBLEM): OpenApiResponse(s.ProblemSerializer, description=titles[code]) for code in codes}
 
 
 COMMON_ERRORS = (400, 401, 403, 413, 429)
+
+
+def query_params_known(request, allowed: set[str] | frozenset[str]) -> None:
+    """400 ``invalid_request`` for a query parameter the operation does not document, or one given
+    twice: a misspelt filter must not quietly answer unfiltered."""
+    errors_by_name = {
+        name: ["Unknown query parameter."] if name not in allowed else ["Give this parameter once."]
+        for name in request.query_params
+        if name not in allowed or len(request.query_params.getlist(name)) > 1
+    }
+    if errors_by_name:
+        raise serializers.ValidationError(errors_by_name)
 
 
 def request_partner(request):
@@ -146,19 +158,29 @@ class MembersView(WriteView):
 
     @extend_schema(
         operation_id="members_lookup",
-        parameters=[OpenApiParameter("email", OpenApiTypes.EMAIL, required=True)],
+        parameters=[
+            OpenApiParameter(
+                "email",
+                {"type": "string", "minLength": 1, "pattern": NOT_BLANK},
+                required=True,
+                description="The email address, compared without case (an unknown one answers [])",
+            )
+        ],
         responses={200: s.MemberSerializer(many=True), **errors(*COMMON_ERRORS)},
         description="Look up members linked to this partner by email.",
     )
     def get(self, request):
+        query_params_known(request, {"email"})
         email = request.query_params.get("email", "").strip()
+        if "\x00" in email:  # PostgreSQL stores no NUL: refuse it as the schema's pattern does
+            raise serializers.ValidationError({"email": ["Null characters are not allowed."]})
         if not email:
             return Response(
                 {
                     "type": "https://loyalty.example/problems/email_required",
                     "title": "Invalid request",
                     "status": 400,
-                    "detail": "Give ?email=",
+                    "detail": "Give an email address: ?email=",
                     "code": "email_required",
                 },
                 status=400,
@@ -298,6 +320,7 @@ class EntriesView(ListAPIView):
         operation_id="members_entries", responses={200: s.EntrySerializer(many=True), **errors(*COMMON_ERRORS, 404)}
     )
     def get(self, request, *args, **kwargs):
+        query_params_known(request, {*EntryFilter.base_filters, "cursor", EntryCursor.page_size_query_param})
         return super().get(request, *args, **kwargs)
 
 

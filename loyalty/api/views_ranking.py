@@ -4,13 +4,12 @@ calling partner."""
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty.api.views import COMMON_ERRORS, errors, readable_member, request_partner
+from loyalty.api.views import COMMON_ERRORS, errors, query_params_known, readable_member, request_partner
 from offers.selectors.ranking import offers_for_member
 
 LIMIT_MAX = 100
@@ -46,7 +45,10 @@ class MemberOffersView(APIView):
         operation_id="members_offers",
         parameters=[
             OpenApiParameter(
-                "limit", OpenApiTypes.INT, required=False, description=f"At most this many items (1-{LIMIT_MAX})"
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX},
+                required=False,
+                description=f"At most this many items (1-{LIMIT_MAX})",
             )
         ],
         responses={200: MemberOffersSerializer, **errors(*COMMON_ERRORS, 404)},
@@ -57,6 +59,7 @@ class MemberOffersView(APIView):
         ),
     )
     def get(self, request, member_number: str):
+        query_params_known(request, {"limit"})
         query = OffersQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         member = readable_member(request, member_number)

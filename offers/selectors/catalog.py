@@ -250,7 +250,7 @@ def coupon_get(*, code: str, partner: Partner | None = None) -> Coupon:
         .filter(code_upper=code.upper())  # the unique index on UPPER(code)
         .select_related("reward", "offer", "member")
         .first()
-        if code
+        if code and "\x00" not in code  # no code holds a NUL (PostgreSQL would refuse the query)
         else None
     )
     if coupon is None or not coupon_visible(coupon=coupon, partner=partner):
