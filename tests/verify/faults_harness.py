@@ -219,3 +219,46 @@ def ledger_invariant_breaches(cursor) -> list[tuple[str, int]]:
     over the whole ledger: the fault runs leave tens of thousands of accounts)."""
     cursor.execute(LEDGER_INVARIANTS_SQL)
     return cursor.fetchall()
+
+
+class Partner:
+    """A partner's client of the live API: every POST carries an Idempotency-Key and is retried
+    with the same key on a connection error, a 5xx or ``idempotency_in_progress`` (409), as a
+    partner's integration would."""
+
+    RETRY_STATUSES = frozenset({500, 502, 503, 504})
+
+    def __init__(self, base: str, api_key: str) -> None:
+        import httpx
+
+        self.base = base
+        self.headers = {"Authorization": f"Api-Key {api_key}"}
+        self.httpx = httpx
+
+    def post(self, path: str, body: dict, *, key: str, attempts: int = 60) -> tuple[int, dict, int]:
+        """(final status, final body, tries)."""
+        with self.httpx.Client(base_url=self.base, timeout=30) as client:
+            for tried in range(1, attempts + 1):
+                try:
+                    response = client.post(path, json=body, headers={**self.headers, "Idempotency-Key": key})
+                except self.httpx.TransportError:
+                    time.sleep(0.05 * tried)
+                    continue
+                retry = response.status_code in self.RETRY_STATUSES or (
+                    response.status_code == 409 and response.json().get("code") == "idempotency_in_progress"
+                )
+                if not retry:
+                    return response.status_code, response.json(), tried
+                time.sleep(0.05 * tried)
+        raise AssertionError(f"POST {path} with key {key}: no answer after {attempts} tries")
+
+
+def terminate_backends(cursor, database: str, keep: list[int]) -> int:
+    """``pg_terminate_backend`` every client connection to ``database`` but this one and ``keep``
+    (the test's): the API server's; returns how many."""
+    cursor.execute(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = %s AND pid <> pg_backend_pid() AND NOT pid = ANY(%s) AND backend_type = 'client backend'",
+        [database, keep],
+    )
+    return cursor.fetchone()[0]

@@ -290,3 +290,205 @@ def test_worker_killed_mid_webhook_delivery_leaves_the_fault_free_end_state(
         f"{RUNS} runs, {sum(hits)} kills mid-task; end state = fault-free in {RUNS}/{RUNS}; "
         f"{(RUNS + 1) * WEBHOOK_EVENTS} webhook-ids received, {repeats} repeats dropped by webhook-id",
     )
+
+
+# --- b) worker SIGKILLed mid-campaign-send ---------------------------------------------------------
+
+CAMPAIGN_MEMBERS = 60
+SMS_BATCH = 10
+
+
+def test_worker_killed_mid_campaign_send_leaves_the_fault_free_end_state(live_celery, database_url, settings, figure):
+    """Rule: a campaign's hand-off (``campaigns.dispatch``) and its send batches
+    (``messaging.send_batch``) are idempotent under redelivery. A worker process SIGKILLed at any
+    moment of a campaign's send, every message still ends ``sent`` once, with the gateway's id, and
+    the SMS gateway got every send key (a repeat dropped by its Idempotency-Key counts once)."""
+    from loyalty.campaigns.models import CampaignRun
+    from loyalty.campaigns.services import campaigns as campaign_services
+    from loyalty.messaging.models import Message
+    from tests.campaigns.conftest import make_campaign, make_content, make_program_member, make_segment
+    from tests.messaging.conftest import set_policy
+
+    set_policy(quiet_start=dt.time(0, 0), quiet_end=dt.time(0, 0), sms_weekly_cap=None)
+    segment = make_segment("Faults", [make_program_member() for _ in range(CAMPAIGN_MEMBERS)])
+    content = make_content()
+    with harness.Receiver(RECEIVER_PORT) as receiver:
+
+        def prepare(run: int) -> int:
+            campaign = make_campaign(
+                name=f"Faults {run}", include=[segment], channels=["sms"], holdout_percent=0, content=content
+            )
+            campaign_services.campaign_launch(campaign=campaign, actor="faults")  # dispatched after commit
+            return campaign.pk
+
+        def snapshot(campaign_id: int) -> dict:
+            messages = list(Message.objects.filter(campaign_id=campaign_id))
+            received = receiver.received()
+            return {
+                "messages": Counter((m.status, m.reason, m.provider_id == f"gw-{m.send_key}") for m in messages),
+                "messages per member": Counter(Counter(m.member_id for m in messages).values()),
+                "runs": list(CampaignRun.objects.filter(campaign_id=campaign_id).values_list("number", "queued")),
+                "send keys received": sum(1 for m in messages if received[f"/sms {m.send_key}"]),
+            }
+
+        env = {
+            "MESSAGING_SMS_URL": receiver.url("/sms"),
+            "MESSAGING_SMS_TOKEN": "faults",
+            "MESSAGING_BATCH_SIZE": str(SMS_BATCH),
+        }
+        with harness.worker(broker_url=settings.REDIS_URL, database_url=database_url, env=env) as worker:
+            reference = prepare(0)
+            started = worker.wait_busy()
+            worker.wait_quiet(settle=0)
+            reference_seconds = time.monotonic() - started
+            expected = snapshot(reference)
+            assert expected["messages"] == {("sent", "", True): CAMPAIGN_MEMBERS}, expected
+            assert expected["send keys received"] == CAMPAIGN_MEMBERS
+
+            def act(campaign_id, delay, rng):
+                worker.wait_busy()
+                time.sleep(delay)
+                hit = worker.kill_pool_process(rng)
+                worker.wait_quiet()
+                return hit
+
+            hits = faulty_runs(
+                label="campaign",
+                reference_seconds=reference_seconds,
+                prepare=prepare,
+                act=act,
+                snapshot=snapshot,
+                expected=expected,
+            )
+        repeats = sum(receiver.received().values()) - len(receiver.received())
+    assert sum(hits) >= RUNS // 2, f"only {sum(hits)} of {RUNS} kills hit a task while it ran"
+    figure(
+        9,
+        f"worker SIGKILLed mid-campaign-send ({CAMPAIGN_MEMBERS} SMS per campaign, batches of {SMS_BATCH})",
+        f"{RUNS} runs, {sum(hits)} kills mid-task; end state = fault-free in {RUNS}/{RUNS}; "
+        f"{(RUNS + 1) * CAMPAIGN_MEMBERS} messages sent once, {repeats} gateway repeats dropped by Idempotency-Key",
+    )
+
+
+# --- d) PostgreSQL backends terminated mid-request -------------------------------------------------
+
+BURST = 24  # purchases per run, from BURST_CLIENTS threads
+BURST_CLIENTS = 4
+BURST_MEMBERS = 6
+
+
+def purchase_body(member_number: str, external_id: str) -> dict:
+    return {
+        "member_number": member_number,
+        "external_id": external_id,
+        "occurred_at": timezone.now().isoformat().replace("+00:00", "Z"),
+        "currency": "USD",
+        "total": "100.00",
+        "tax": "0",
+        "discount": "0",
+        "store": "S1",
+        "lines": [{"sku": "A", "category": "food", "quantity": "2", "unit_price": "50.00", "amount": "100.00"}],
+    }
+
+
+def burst(partner: harness.Partner, members: list[str], run: int) -> list[tuple[int, int]]:
+    """``BURST`` purchases at once; per purchase (final status, tries)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> tuple[int, int]:
+        status, _body, tries = partner.post(
+            "/api/v1/purchases/", purchase_body(members[i % len(members)], f"r{run}-{i}"), key=f"faults-r{run}-{i}"
+        )
+        return status, tries
+
+    with ThreadPoolExecutor(BURST_CLIENTS) as pool:
+        return list(pool.map(one, range(BURST)))
+
+
+def purchases_snapshot(run: int) -> dict:
+    """The run's purchases, their ledger transactions and entries, and their outbox events."""
+    from loyalty.ledger.models import LedgerTransaction, Purchase
+
+    purchases = {
+        p.pk: int(p.external_id.split("-")[1]) for p in Purchase.objects.filter(external_id__startswith=f"r{run}-")
+    }
+    transactions = LedgerTransaction.objects.filter(purchase_id__in=purchases)
+    return {
+        "purchases": sorted(purchases.values()),
+        "transactions": Counter((purchases[t.purchase_id], t.kind) for t in transactions),
+        "entries": Counter(
+            (purchases[e.transaction.purchase_id], e.kind, e.points)
+            for e in Entry.objects.filter(transaction__in=transactions).select_related("transaction")
+        ),
+        "events": Counter(
+            (e.event_type, int(e.payload["purchase_external_id"].split("-")[1]))
+            for e in OutboxEvent.objects.filter(payload__purchase_external_id__startswith=f"r{run}-")
+        ),
+    }
+
+
+def test_database_backends_terminated_mid_request_leave_the_fault_free_end_state(database_url, monkeypatch, figure):
+    """Rule: a purchase whose PostgreSQL backend is terminated mid-request (``pg_terminate_backend``
+    of the API server's connections during a burst) is retried by the partner with the same
+    Idempotency-Key and takes effect once: one purchase, one ledger transaction with its entries,
+    one ``points.earned`` event each, every purchase answered 201 in the end."""
+    from bench._setup import bench_server
+    from loyalty.partners.services import partner_key_create
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    _partner, _created, raw = partner_key_create(partner_name="Faults", scopes=["read", "write"])
+    database = connection.settings_dict["NAME"]
+    with bench_server(port=SERVER_PORT, workers=2, threads=4, redis_url=settings.REDIS_URL) as base:
+        partner = harness.Partner(base, raw)
+        members = []
+        for i in range(BURST_MEMBERS):
+            status, body, _ = partner.post("/api/v1/members/", {"email": f"fault{i}@example.com"}, key=f"m{i}")
+            assert status == 201, body
+            members.append(body["member_number"])
+        burst(partner, members, -1)  # warm: every server thread has its connection
+
+        started = time.monotonic()
+        answers = burst(partner, members, 0)
+        reference_seconds = time.monotonic() - started
+        assert answers == [(201, 1)] * BURST
+        expected = purchases_snapshot(0)
+        assert len(expected["purchases"]) == BURST
+
+        terminated, tries = [], Counter()
+        connection.ensure_connection()
+        keep = [connection.connection.info.backend_pid]
+
+        def act(run, delay, rng):
+            import threading
+
+            def kill():
+                time.sleep(delay)
+                import psycopg
+
+                with psycopg.connect(database_url, autocommit=True) as killer_connection:
+                    terminated.append(harness.terminate_backends(killer_connection.cursor(), database, keep))
+
+            killer = threading.Thread(target=kill)
+            killer.start()
+            answers = burst(partner, members, run)
+            killer.join()
+            assert {status for status, _ in answers} == {201}, answers
+            tries.update(t for _, t in answers)
+            return terminated[-1] > 0
+
+        hits = faulty_runs(
+            label="backends",
+            reference_seconds=reference_seconds,
+            prepare=lambda run: run,
+            act=act,
+            snapshot=purchases_snapshot,
+            expected=expected,
+        )
+    retried = sum(n for t, n in tries.items() if t > 1)
+    assert sum(hits) == RUNS and retried > 0
+    figure(
+        9,
+        f"PostgreSQL backends terminated mid-burst ({BURST} purchases per run, {BURST_CLIENTS} clients)",
+        f"{RUNS} runs, {sum(terminated)} backends terminated, {retried} purchases retried with their key "
+        f"(at most {max(tries)} tries); end state = fault-free in {RUNS}/{RUNS}",
+    )
