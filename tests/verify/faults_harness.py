@@ -70,6 +70,10 @@ class RedisServer:
         return time.monotonic() - started
 
 
+class WorkerDied(RuntimeError):
+    """The worker's main process exited (a supervisor would start it again)."""
+
+
 class Worker:
     """A real Celery worker of the project on ``broker_url`` with ``env``; ``kill_pool_process``
     SIGKILLs the pool process running a task."""
@@ -115,7 +119,7 @@ class Worker:
         quiet_since = None
         while time.monotonic() - started < timeout:
             if self.process.poll() is not None:
-                raise RuntimeError("the Celery worker died")
+                raise WorkerDied("the Celery worker died")
             quiet = not self.broker.llen(QUEUE_KEY) and not self.broker.hlen(UNACKED_KEY)
             if quiet:
                 quiet_since = quiet_since or time.monotonic()
