@@ -520,9 +520,18 @@ def test_redis_restarted_mid_burst_leaves_the_fault_free_end_state(
     state = {"restarts": 0}
 
     def start_worker() -> None:
-        state["worker"] = workers.enter_context(
-            harness.worker(broker_url=redis_server.url(), database_url=database_url)
-        )
+        import redis
+
+        for attempt in range(3):  # the broker may drop the first connections after its restart
+            try:
+                state["worker"] = workers.enter_context(
+                    harness.worker(broker_url=redis_server.url(), database_url=database_url)
+                )
+                return
+            except redis.ConnectionError:
+                if attempt == 2:
+                    raise
+                time.sleep(1)
 
     try:
         with (
