@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from loyalty.core import clock
 from loyalty.core.errors import Conflict, ValidationFailed
@@ -117,12 +117,29 @@ def idempotent(*, scope: str, key: str, endpoint: str, body: Any, run: Callable[
     try:
         status, content = run()
     except BaseException:
-        IdempotencyRecord.objects.filter(pk=record_id).delete()  # a failure is not the answer: the key is free
+        _settle(record_id)  # a failure is not the answer: the key is free
         raise
     if status >= 500:
-        IdempotencyRecord.objects.filter(pk=record_id).delete()
+        _settle(record_id)
     else:
-        IdempotencyRecord.objects.filter(pk=record_id).update(
-            state=IdempotencyRecord.DONE, status_code=status, response_content=content
-        )
+        _settle(record_id, state=IdempotencyRecord.DONE, status_code=status, response_content=content)
     return Answer(status=status, content=content, replayed=False)
+
+
+def _settle(record_id: int, **answer: Any) -> None:
+    """Store the answer (``answer`` given) or give the claim up. When the connection is broken (the
+    server ended it mid-request: failover, ``pg_terminate_backend``), on a new connection: a claim
+    left ``running`` would answer the partner's retries ``idempotency_in_progress`` until its lease
+    ran out."""
+    for attempt in (1, 2):
+        records = IdempotencyRecord.objects.filter(pk=record_id)
+        try:
+            if answer:
+                records.update(**answer)
+            else:
+                records.delete()
+            return
+        except DatabaseError:
+            if attempt == 2 or connection.in_atomic_block or connection.is_usable():
+                raise
+            connection.close()  # the next statement opens a new connection

@@ -47,11 +47,17 @@ class Failed:
 
 
 class Provider(Protocol):
+    # True when sending a message again with the same send key sends nothing twice (the provider
+    # drops the repeat, or nothing leaves): a claim whose worker died may then be sent again.
+    drops_repeats: bool
+
     def send_many(self, messages: Sequence[Outgoing]) -> list[Sent | Failed]: ...
 
 
 class LoggingProvider:
     """Writes each message to the log (development, tests, benchmarks)."""
+
+    drops_repeats = True
 
     def send_many(self, messages: Sequence[Outgoing]) -> list[Sent | Failed]:
         if logger.isEnabledFor(logging.DEBUG):  # asked once per batch, not once per message
@@ -64,12 +70,17 @@ class LoggingProvider:
 class InboxProvider:
     """The inbox is the message row itself: delivered as soon as it is claimed."""
 
+    drops_repeats = True
+
     def send_many(self, messages: Sequence[Outgoing]) -> list[Sent | Failed]:
         return [Sent()] * len(messages)
 
 
 class EmailProvider:
-    """Django's email backend: one connection per batch, one email per message."""
+    """Django's email backend: one connection per batch, one email per message. SMTP cannot drop
+    a repeat: an email claim is never sent twice."""
+
+    drops_repeats = False
 
     def send_many(self, messages: Sequence[Outgoing]) -> list[Sent | Failed]:
         results: list[Sent | Failed] = []
@@ -100,6 +111,8 @@ class HttpProvider:
     gateway): ``POST url`` with ``Authorization: Bearer <token>`` and ``Idempotency-Key: <send key>``,
     body ``{"channel", "to", "title", "body", "idempotency_key"}``; a 2xx answer with ``{"id": ...}``
     (or ``"sid"``) is sent, anything else failed. The send key lets the gateway drop a repeat."""
+
+    drops_repeats = True
 
     def __init__(self, *, url: str, token: str, timeout: float = HTTP_TIMEOUT_SECONDS) -> None:
         self.url = url

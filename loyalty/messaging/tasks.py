@@ -7,9 +7,12 @@ from celery import shared_task
 from loyalty.messaging import selectors, services
 
 
-@shared_task(name="messaging.send_batch", acks_late=True)
-def messages_send_batch(message_ids: list[int]) -> dict[str, int]:
-    result = services.messages_send(message_ids=message_ids)
+@shared_task(name="messaging.send_batch", acks_late=True, bind=True)
+def messages_send_batch(self, message_ids: list[int]) -> dict[str, int]:
+    """Redelivered after its worker died, it sends its claims again where the provider drops
+    repeats by send key (``sending``'s module docstring)."""
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    result = services.messages_send(message_ids=message_ids, resume=redelivered)
     return {"sent": result.sent, "failed": result.failed, "suppressed": result.suppressed, "skipped": result.skipped}
 
 

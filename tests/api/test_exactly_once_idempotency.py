@@ -133,3 +133,23 @@ def test_a_request_whose_connection_is_killed_mid_work_leaves_the_key_free_for_i
     assert sum("Idempotent-Replayed" not in r for r in retries) == 1  # one ran, two waited and replayed it
     assert Purchase.objects.filter(partner=_partner).count() == 1
     assert Entry.objects.filter(account__member__member_number=member_number, kind="earn").count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_request_whose_database_connection_is_terminated_frees_its_key_for_the_retry():
+    """The server ends the connection mid-request (failover, pg_terminate_backend): the claim is
+    given up on a new connection, so the partner's retry runs at once instead of waiting for the
+    lease with ``idempotency_in_progress``."""
+    from django.db import OperationalError
+
+    def killed() -> tuple[int, bytes]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return 201, b"{}"
+
+    with pytest.raises(OperationalError):
+        idempotency.idempotent(scope="partner:1", key="k", endpoint="/x", body={}, run=killed)
+    assert not IdempotencyRecord.objects.exists()
+    answer = idempotency.idempotent(scope="partner:1", key="k", endpoint="/x", body={}, run=lambda: (201, b"{}"))
+    assert (answer.status, answer.replayed) == (201, False)

@@ -98,7 +98,7 @@ def test_batch_take_and_weekly_counts_cannot_scan_the_status_index(noon):
     """Right after a big queue the planner's statistics are stale; a plan through the status index
     would read every queued (or sent) row of the table for each batch. The statements find the
     batch's rows by primary key and the counts by (member, channel, claimed_at)."""
-    take = plan(sending._TAKE_SQL.format(message="messaging_message", member="members_member"), [[1, 2, 3], "queued"])
+    take = plan(sending._TAKE_SQL.format(message="messaging_message", member="members_member"), [[1, 2, 3], ["queued"]])
     counts = plan(
         sending._COUNTS_SQL.format(message="messaging_message"),
         [[1, 2], ["sms"], noon, "marketing", ["sending", "sent", "bounced"]],

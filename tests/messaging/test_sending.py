@@ -188,6 +188,23 @@ def test_a_claim_without_outcome_is_closed_as_interrupted_not_sent_again(noon):
     assert mail.outbox == []
 
 
+def test_a_redelivered_batch_sends_its_claims_again_only_where_the_provider_drops_repeats(noon, settings):
+    """A task redelivered after its worker died (between the claim and the outcome) sends its
+    inbox/SMS-gateway claims again with the same send key; an email claim is never sent twice."""
+    set_policy(sms_weekly_cap=1, email_weekly_cap=1)
+    member = make_member(marketing=("",))
+    ids = queue(make_content(), [member], channels=("email", "inbox"))
+    Message.objects.filter(pk__in=ids).update(status=MessageStatus.SENDING, claimed_at=noon)
+
+    result = services.messages_send(message_ids=ids, resume=True)
+
+    statuses = dict(Message.objects.filter(pk__in=ids).values_list("channel", "status"))
+    assert statuses == {"email": MessageStatus.SENDING, "inbox": MessageStatus.SENT}
+    assert (result.sent, result.suppressed, result.skipped) == (1, 0, 1)  # its own claim counts once: not capped
+    assert mail.outbox == []
+    assert services.messages_send(message_ids=ids).sent == 0  # not redelivered: claims are left alone
+
+
 def test_a_service_content_cannot_promote_an_offer_or_reward():
     with pytest.raises(ValidationFailed) as refused:
         services.content_validate(values={"purpose": "service", "offer_id": 1, "subject": "s", "body": "b"})

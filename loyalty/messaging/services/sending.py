@@ -6,8 +6,12 @@ rows it was given (rows another worker holds are skipped), locks the recipients'
 preferences (primary-key order), decides per message whether it may go (``suppression``), renders
 it and **claims** it (status ``sending``), and commits; only then are providers called, and the
 outcome (``sent`` / ``failed``) written. A task run twice, or a retried task, finds its messages no
-longer queued and sends nothing again. A claim whose worker died before the outcome was written is
-marked failed (``interrupted``) by the sweep, never sent twice.
+longer queued and sends nothing again. A task redelivered because its worker died (``resume``:
+Celery's ``acks_late`` with ``reject_on_worker_lost`` puts it back at once) takes its claims back
+on the channels whose provider drops a repeat by the send key (gateways over HTTP, the inbox) and
+sends them again with the same key: the provider answers the first send, so the message is sent
+once. An email claim is never sent twice (SMTP cannot drop a repeat): whose worker died before the
+outcome was written is marked failed (``interrupted``) by the sweep.
 
 Weekly caps hold under concurrent sends: the cap count and the claim happen under the row lock of
 the member's contact preferences, so two batches sending to the same member see each other."""
@@ -219,6 +223,7 @@ class _Row:
     first_name: str
     last_name: str
     member_number: str
+    resumed: bool = False  # claimed by an earlier run of the same task, whose worker died
     status: str = MessageStatus.QUEUED
     reason: str = ""
     claimed_at: dt.datetime | None = None
@@ -246,6 +251,7 @@ _ROW_COLUMNS = (
     "member__first_name",
     "member__last_name",
     "member__member_number",
+    "status",
 )
 
 
@@ -256,28 +262,30 @@ _ROW_COLUMNS = (
 # makes a campaign's send time grow with the square of its size.
 _TAKE_SQL = """
 SELECT m.id, m.member_id, m.content_id, m.channel, m.purpose, m.send_key, m.program_id, m.context,
-       u.status, u.email, u.phone, u.first_name, u.last_name, u.member_number
+       u.status, u.email, u.phone, u.first_name, u.last_name, u.member_number, m.status
 FROM {message} AS m JOIN {member} AS u ON u.id = m.member_id
-WHERE m.id = ANY(%s::bigint[]) AND (m.status = %s) IS TRUE
+WHERE m.id = ANY(%s::bigint[]) AND (m.status = ANY(%s::text[])) IS TRUE
 ORDER BY m.member_id, m.id
 FOR UPDATE OF m SKIP LOCKED
 """
 
 
-def _rows_take(message_ids: Sequence[int]) -> list[_Row]:
+def _rows_take(message_ids: Sequence[int], *, resume: bool = False) -> list[_Row]:
     """Lock the batch's messages still queued (rows another worker holds are skipped), with their
-    members' fields: one statement."""
+    members' fields: one statement. ``resume``: also the batch's claims (``sending``) on channels
+    whose provider drops repeats (see the module)."""
+    statuses = [MessageStatus.QUEUED, MessageStatus.SENDING] if resume else [MessageStatus.QUEUED]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
                 _TAKE_SQL.format(message=Message._meta.db_table, member=Member._meta.db_table),
-                [list(message_ids), MessageStatus.QUEUED],
+                [list(message_ids), [str(s) for s in statuses]],
             )
             values = [(*row[:7], _json_value(row[7]), *row[8:]) for row in cursor.fetchall()]
     else:
         values = list(
             Message.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk__in=message_ids, status=MessageStatus.QUEUED)
+            .filter(pk__in=message_ids, status__in=statuses)
             .order_by("member_id", "pk")
             .values_list(*_ROW_COLUMNS)
         )
@@ -296,6 +304,7 @@ def _rows_take(message_ids: Sequence[int]) -> list[_Row]:
             first_name=first_name,
             last_name=last_name,
             member_number=number,
+            resumed=message_status == MessageStatus.SENDING,
         )
         for (
             pk,
@@ -312,7 +321,9 @@ def _rows_take(message_ids: Sequence[int]) -> list[_Row]:
             first_name,
             last_name,
             number,
+            message_status,
         ) in values
+        if message_status == MessageStatus.QUEUED or providers.provider_for(channel).drops_repeats
     ]
 
 
@@ -492,15 +503,17 @@ def _outcomes_write(rows: Sequence[_Row]) -> None:
         )
 
 
-def _claim(message_ids: Sequence[int], now: dt.datetime, result: BatchResult) -> list[_Row]:
+def _claim(message_ids: Sequence[int], now: dt.datetime, result: BatchResult, *, resume: bool = False) -> list[_Row]:
     """Decide and claim, in one transaction: suppressed rows get their reason, the others are
     rendered and set ``sending``. Returns the claimed rows (what the providers must send).
+    ``resume``: claims taken back (see ``_rows_take``) were decided and counted when first claimed:
+    they are rendered and claimed again, not decided again.
 
     Statements per batch, whatever its size: the messages with their members, the contents, the
     preferences (insert missing, lock), consents, weekly counts, the policy and balances per
     program, and one update."""
     with transaction.atomic():
-        rows = _rows_take(message_ids)
+        rows = _rows_take(message_ids, resume=resume)
         result.skipped += len(set(message_ids)) - len(rows)
         if not rows:
             return []
@@ -533,13 +546,17 @@ def _claim(message_ids: Sequence[int], now: dt.datetime, result: BatchResult) ->
                 consent=consent.get(row.member_id, no_consent),
                 sent_this_week=counts[(row.member_id, row.channel)],
             )
-            reason = suppression_reason(
-                recipient=recipient,
-                channel=row.channel,
-                purpose=row.purpose,
-                content_active=content.is_active,
-                weekly_cap=getattr(policy, f"{row.channel}_weekly_cap"),
-                now=now,
+            reason = (
+                ""
+                if row.resumed
+                else suppression_reason(
+                    recipient=recipient,
+                    channel=row.channel,
+                    purpose=row.purpose,
+                    content_active=content.is_active,
+                    weekly_cap=getattr(policy, f"{row.channel}_weekly_cap"),
+                    now=now,
+                )
             )
             if reason:
                 row.status, row.reason = MessageStatus.SUPPRESSED, reason
@@ -556,18 +573,20 @@ def _claim(message_ids: Sequence[int], now: dt.datetime, result: BatchResult) ->
             )
             row.status, row.claimed_at, row.rendered = MessageStatus.SENDING, now, rendered
             row.subject, row.body, row.links = rendered.subject, rendered.text, rendered.links
-            if row.purpose == Purpose.MARKETING:
+            if row.purpose == Purpose.MARKETING and not row.resumed:
                 counts[(row.member_id, row.channel)] += 1
             claimed.append(row)
         _claims_write(rows, now)
     return claimed
 
 
-def messages_send(*, message_ids: Sequence[int]) -> BatchResult:
-    """Send one batch of queued messages (see the module's docstring). Safe to run again."""
+def messages_send(*, message_ids: Sequence[int], resume: bool = False) -> BatchResult:
+    """Send one batch of queued messages (see the module's docstring). Safe to run again.
+    ``resume``: the batch's task was redelivered after its worker died; its claims on providers
+    that drop repeats by send key are sent again."""
     now = clock.now()
     result = BatchResult()
-    claimed = _claim(message_ids, now, result)
+    claimed = _claim(message_ids, now, result, resume=resume)
     by_channel: dict[str, list[_Row]] = defaultdict(list)
     for row in claimed:
         by_channel[row.channel].append(row)
