@@ -10,20 +10,26 @@ window's edge cannot pass twice the limit. A refused request takes its hit back:
 requests count.
 
 Without ``REDIS_URL`` (embedded, one process) the counter lives in Django's local-memory cache,
-whose ``incr`` holds a lock.
+whose ``incr`` holds a lock. When Redis cannot be reached (a restart), requests pass uncounted and a
+warning is logged: the limit protects the service, and a partner's purchase must not fail for it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework import throttling
 
 KEY_PREFIX = "loyalty:throttle"
+REDIS_TIMEOUT = 0.5  # seconds to connect or answer before the request passes uncounted
+
+logger = logging.getLogger(__name__)
 
 _redis_clients: dict[str, object] = {}
 _redis_clients_lock = threading.Lock()
@@ -33,15 +39,15 @@ def _redis():
     """One client (and connection pool) per process and URL, made once under a lock: two threads of a
     fresh gunicorn worker that each made one had the second replace the first, whose pool was closed
     when it was collected, under the first thread's command (a 500, ``I/O operation on closed file``)."""
-    import redis
-
     url = settings.REDIS_URL
     client = _redis_clients.get(url)
     if client is None:
         with _redis_clients_lock:
             client = _redis_clients.get(url)
             if client is None:
-                client = _redis_clients[url] = redis.Redis.from_url(url)
+                client = _redis_clients[url] = redis.Redis.from_url(
+                    url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT
+                )
     return client
 
 
@@ -87,9 +93,13 @@ class AtomicRateThrottle(throttling.SimpleRateThrottle):
         window = int(now // self.duration)
         elapsed = now - window * self.duration
         key = f"{KEY_PREFIX}:{ident}:{window}"
-        current, previous = counter_hit(
-            key=key, previous_key=f"{KEY_PREFIX}:{ident}:{window - 1}", ttl=2 * self.duration + 1
-        )
+        try:
+            current, previous = counter_hit(
+                key=key, previous_key=f"{KEY_PREFIX}:{ident}:{window - 1}", ttl=2 * self.duration + 1
+            )
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            logger.warning("rate limit not counted (Redis unreachable): %s", exc)
+            return True
         weight = 1 - elapsed / self.duration
         if math.floor(previous * weight) + current <= self.num_requests:
             return True

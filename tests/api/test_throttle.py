@@ -149,7 +149,7 @@ def test_threads_of_a_fresh_process_share_one_redis_client(monkeypatch, settings
 
     made = []
 
-    def slow_from_url(url):
+    def slow_from_url(url, **options):
         time.sleep(0.05)  # the window in which another thread looked too
         made.append(object())
         return made[-1]
@@ -170,3 +170,15 @@ def test_threads_of_a_fresh_process_share_one_redis_client(monkeypatch, settings
     for thread in threads:
         thread.join(10)
     assert len(made) == 1 and len({id(c) for c in got}) == 1 and len(got) == 8
+
+
+@pytest.mark.django_db
+def test_requests_pass_uncounted_while_redis_is_unreachable(rates, settings, monkeypatch, caplog):
+    """Rule: the rate limit protects the service; a Redis restart must not turn partners' calls into 500s."""
+    rates(partner="2/min")
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: connection refused at once
+    monkeypatch.setattr(throttling, "_redis_clients", {})
+    client = key_client(f"Redis down {uuid.uuid4()}")
+    codes = [client.get("/api/v1/members/?email=a@b.c").status_code for _ in range(3)]
+    assert codes == [200, 200, 200]
+    assert "rate limit not counted (Redis unreachable)" in caplog.text
