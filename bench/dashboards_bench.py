@@ -7,7 +7,7 @@
   - each dashboard's server time on that base (twelve months); target < 2 s.
 
     .venv/bin/python bench/dashboards_bench.py [--members 1000000 --purchases 20000000] [--demo-households 300]
-        [--skip-demo] [--skip-base] [--reuse]
+        [--skip-demo] [--skip-base] [--reuse] [--skip-full]
 
 The base is bench/segments_bench.py's generator (purchases over two years, skewed), plus accounts,
 earn transactions and entries (member and issued account) written with INSERT ... SELECT; generation
@@ -204,7 +204,7 @@ def generate_ledger(members: int) -> None:
     print(f"  ledger and tiers for {members:,} members generated")
 
 
-def base_part(members: int, purchases: int, reuse: bool) -> None:
+def base_part(members: int, purchases: int, reuse: bool, skip_full: bool = False) -> None:
     import segments_bench
 
     started = time.perf_counter()
@@ -244,10 +244,11 @@ def base_part(members: int, purchases: int, reuse: bool) -> None:
     run = dashboards_refresh()
     nightly = time.perf_counter() - t
     print(f"nightly refresh (last 95 days): {nightly:.1f} s {run.timings}; target < 60 s")
-    t = time.perf_counter()
-    run = dashboards_refresh(full=True)
-    full = time.perf_counter() - t
-    print(f"full refresh ({run.since} to {run.until}): {full:.1f} s {run.timings}")
+    if not skip_full:
+        t = time.perf_counter()
+        run = dashboards_refresh(full=True)
+        full = time.perf_counter() - t
+        print(f"full refresh ({run.since} to {run.until}): {full:.1f} s {run.timings}")
     print_times(f"base of {members:,} members / {purchases:,} purchases, last 12 months", page_times(), 2000)
 
 
@@ -259,6 +260,7 @@ def main() -> None:
     parser.add_argument("--skip-demo", action="store_true")
     parser.add_argument("--skip-base", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="keep the base of an earlier run of the same size")
+    parser.add_argument("--skip-full", action="store_true", help="no full refresh (pages read what is summarised)")
     args = parser.parse_args()
     print(
         f"command: bench/dashboards_bench.py --members {args.members} --purchases {args.purchases} "
@@ -269,7 +271,7 @@ def main() -> None:
     if not args.skip_base:
         if not args.skip_demo:  # a fresh Django for the other database
             raise SystemExit("run the base part on its own: --skip-demo (one database per process)")
-        base_part(args.members, args.purchases, args.reuse)
+        base_part(args.members, args.purchases, args.reuse, args.skip_full)
 
 
 if __name__ == "__main__":
