@@ -24,7 +24,7 @@ from locust import HttpUser, between, events, task
 
 SEED: dict = {}
 PORTAL_PAGES = ["/home/", "/history/", "/rewards/", "/wallet/", "/offers/", "/card/"]
-WAIT = (float(os.environ.get("LOAD_WAIT_MIN", "0.2")), float(os.environ.get("LOAD_WAIT_MAX", "1.0")))
+WAIT = (0.5, 1.5)  # seconds a member waits between actions: 32 users offer about 30 requests/s
 _users = itertools.count()
 EXPECTED: dict[str, int] = {}  # "409 <code>" -> how many (written beside the seed when locust quits)
 

@@ -156,6 +156,8 @@ def test_load_keeps_latency_errors_and_ledger_exact(tmp_path, settings, monkeypa
     db = connection.settings_dict
     monkeypatch.setenv("DATABASE_URL", f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}")
     monkeypatch.setenv("WEBHOOKS_ALLOW_HTTP_LOCALHOST", "true")
+    # keep-alive longer than a user's wait: no request races the server closing its idle connection
+    monkeypatch.setenv("GUNICORN_CMD_ARGS", "--keep-alive 10")
     app.conf.task_always_eager = False  # a real worker (the autouse _celery_eager fixture restores it)
     worker_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "loyalty.settings", "REDIS_URL": redis_url}
     prefix = tmp_path / "load"
@@ -164,6 +166,7 @@ def test_load_keeps_latency_errors_and_ledger_exact(tmp_path, settings, monkeypa
             bench_server(port=PORT, workers=3, threads=4, redis_url=redis_url) as base,
             celery_worker(app=app, env=worker_env, concurrency=1),
         ):
+            load_before = os.getloadavg()[0]  # what else the machine was doing (the figure says it)
             started = time.monotonic()
             run = subprocess.run(  # noqa: S603 - our own locustfile against our own server
                 [
@@ -227,5 +230,5 @@ def test_load_keeps_latency_errors_and_ledger_exact(tmp_path, settings, monkeypa
         f"{requests} requests, {rps:.1f} req/s, p50/p95/p99 {p50:.0f}/{p95:.0f}/{p99:.0f} ms, "
         f"errors {failed} ({error_rate:.3%}), expected 409s {sum(expected.values())} "
         f"({', '.join(f'{n} {k}' for k, n in sorted(expected.items()))}); {outbox} outbox events, "
-        f"{delivered} webhooks delivered; check_ledger {violations} violations",
+        f"{delivered} webhooks delivered; check_ledger {violations} violations (load average before: {load_before:.1f})",
     )

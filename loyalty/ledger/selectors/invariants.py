@@ -148,12 +148,15 @@ def _checks() -> list[tuple[str, str, str]]:
 
 
 def ledger_invariant_checks() -> list[InvariantCheck]:
-    """Every check over the whole database, each with its violation count (0: it holds)."""
-    results = []
+    """Every check over the whole database, each with its violation count (0: it holds): the counts
+    in one statement, then a few examples of each check that failed."""
+    checks = _checks()
+    counts_sql = ", ".join(f"(SELECT COUNT(*) FROM ({sql}) v{n})" for n, (_, _, sql) in enumerate(checks))
     with connection.cursor() as cursor:
-        for name, rule, sql in _checks():
-            cursor.execute(f"SELECT COUNT(*) FROM ({sql}) v")
-            count = cursor.fetchone()[0]
+        cursor.execute(f"SELECT {counts_sql}")
+        counts = cursor.fetchone()
+        results = []
+        for (name, rule, sql), count in zip(checks, counts, strict=True):
             examples: list[tuple] = []
             if count:
                 cursor.execute(f"{sql} LIMIT {EXAMPLES}")
