@@ -478,7 +478,7 @@ class EmptySerializer(serializers.Serializer):
         responses={
             201: OpenApiResponse(s.RedemptionOutSerializer, description="Cancelled by this request"),
             200: OpenApiResponse(s.RedemptionOutSerializer, description="Already cancelled (a repeat)"),
-            **errors(*COMMON_ERRORS, 404),
+            **errors(*COMMON_ERRORS, 404, 409),
         },
     )
 )

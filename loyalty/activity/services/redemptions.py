@@ -4,7 +4,7 @@ from django.db import transaction
 
 from loyalty.activity.services.linking import partner_member_link
 from loyalty.activity.services.purchases import _earning_member
-from loyalty.core.errors import NotFound
+from loyalty.core.errors import Conflict, NotFound
 from loyalty.ledger import selectors as ledger_selectors
 from loyalty.ledger import services as ledger
 from loyalty.ledger.models import Redemption, RedemptionStatus
@@ -12,6 +12,7 @@ from loyalty.partners.models import Partner
 from loyalty.partners.selectors import partner_member_access
 from loyalty.partners.services import outbox_record
 from members.services import redemption_code_consume
+from offers.models import RewardRedemption
 
 
 def redemption_record(
@@ -78,6 +79,13 @@ def redemption_cancel(*, partner: Partner | None, redemption_id: int) -> tuple[R
     redemption = Redemption.objects.filter(pk=redemption_id, partner=partner).select_related("account__member").first()
     if redemption is None:
         raise NotFound("No such redemption", code="redemption_not_found")
+    if RewardRedemption.objects.filter(redemption=redemption).exists():
+        # its points bought a reward: refunding them here would leave the reward redeemed, its coupon
+        # usable and its stock taken (written with it, so no later reward redemption can appear)
+        raise Conflict(
+            "These points paid for a reward: cancel the reward redemption instead",
+            code="redemption_of_reward",
+        )
     with transaction.atomic(durable=True), ledger.account_locked(account=redemption.account):
         # read under the lock: of concurrent cancels exactly one sees the redemption still open
         was_open = (
