@@ -155,10 +155,8 @@ class TierSpendDaily(models.Model):
 
 class SegmentSpendDaily(models.Model):
     """Per day, program, partner and segment: purchases and spend (eligible less returned) of the
-    members in the segment when the day was last summarised; segment 0 is every member (the
-    denominator of a segment's revenue share)."""
-
-    EVERYBODY = 0
+    members in the segment when the day was last summarised. Everybody's spend (a segment's revenue
+    share's denominator) is ``TierSpendDaily``'s, every tier added up."""
 
     day = models.DateField()
     program_id = models.BigIntegerField()
@@ -172,6 +170,27 @@ class SegmentSpendDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} segment {self.segment_id}: {self.spend}"
+
+
+class SegmentMix(models.Model):
+    """Who is in each segment, as of the last refresh (only the latest is kept): members per program,
+    tier (empty: no tier status, or no account in any program) and RFM group (empty: not scored),
+    with their predicted CLV."""
+
+    day = models.DateField()
+    segment_id = models.BigIntegerField()
+    program_id = models.BigIntegerField(null=True, blank=True)
+    tier_id = models.BigIntegerField(null=True, blank=True)
+    rfm_segment = models.CharField(max_length=20, blank=True)
+    members = models.BigIntegerField(default=0)
+    clv_members = models.BigIntegerField(default=0, help_text="Members with a predicted CLV")
+    clv_total = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["segment_id"], name="dash_segmix_segment")]
+
+    def __str__(self) -> str:
+        return f"segment {self.segment_id} tier {self.tier_id} {self.rfm_segment}: {self.members}"
 
 
 class RefreshRun(models.Model):

@@ -148,7 +148,11 @@ def test_segment_revenue_share_is_its_members_spend_in_the_range_over_everybody_
     assert page.table("segment_composition").rows[0]["spend"] == Decimal("0.00")  # not summarised yet
 
     dashboards_refresh(full=True)
-    rows = by(segments_dashboard(story["filters"], [everyone.pk, anns.pk]).table("segment_composition").rows, "segment")
+    page = segments_dashboard(story["filters"], [everyone.pk, anns.pk])
+    mix = by(page.table("segment_tiers").rows, "segment")
+    # nobody has a tier status in the story: every member counts at the base tier, nightly mix
+    assert sum(v for k, v in mix["Everyone"].items() if k != "segment") == 1.0
+    rows = by(page.table("segment_composition").rows, "segment")
     assert (rows["Everyone"]["members"], rows["Everyone"]["spend"], rows["Everyone"]["revenue_share"]) == (
         3,
         Decimal("200.00"),

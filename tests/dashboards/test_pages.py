@@ -19,7 +19,7 @@ RANGE = "start=2030-01-01&end=2030-03-31"
 QUERIES = {
     "health": 18,
     "tiers": 15,
-    "segments": 18,
+    "segments": 20,
     "offers": 10,
     "profitability": 12,
 }  # offers, profitability: +1 campaigns of the range

@@ -4,18 +4,20 @@ revenue (``segments.selectors``), the RFM grid, and the members by predicted CLV
 
 from __future__ import annotations
 
+from collections import defaultdict
 from decimal import Decimal
 from itertools import combinations
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 
-from loyalty.dashboards.models import SegmentSpendDaily
-from loyalty.dashboards.selectors.base import Chart, Column, Figure, Filters, Page, Table, as_date, money
-from segments.models import MemberScore, Segment, SegmentRefresh
+from loyalty.dashboards.models import SegmentMix, SegmentSpendDaily, TierSpendDaily
+from loyalty.dashboards.selectors.base import Chart, Column, Figure, Filters, Page, Table, as_date, money, ratio
+from loyalty.tiers import qualification
+from loyalty.tiers.selectors import program_tiers
+from segments.models import MemberScore, RfmSegment, Segment, SegmentRefresh
 from segments.selectors import (
     score_run_basis,
     score_run_latest,
-    segment_composition,
     segment_overlap,
 )
 
@@ -62,43 +64,67 @@ def sizes_over_time(filters: Filters, chosen: list[Segment]) -> Table:
 
 
 def segments_spend(filters: Filters, chosen: list[Segment]) -> dict:
-    """Spend in the range of every member ("total") and of each chosen segment's members (by id),
-    in the program (and at the partner) of the filters: the nightly ``SegmentSpendDaily``."""
-    days = SegmentSpendDaily.objects.filter(
-        program_id=filters.program.pk,
-        day__gte=filters.start,
-        day__lte=filters.end,
-        segment_id__in=[SegmentSpendDaily.EVERYBODY, *(s.pk for s in chosen)],
-    )
+    """Spend in the range of every member ("total": ``TierSpendDaily``, every tier) and of each chosen
+    segment's members (by id: ``SegmentSpendDaily``), in the program (and at the partner) of the filters."""
+    in_range = {"program_id": filters.program.pk, "day__gte": filters.start, "day__lte": filters.end}
     if filters.partner:
-        days = days.filter(partner_id=filters.partner.pk)
+        in_range["partner_id"] = filters.partner.pk
+    total = TierSpendDaily.objects.filter(**in_range).aggregate(spend=Sum("spend"))["spend"] or Decimal(0)
+    days = SegmentSpendDaily.objects.filter(**in_range, segment_id__in=[s.pk for s in chosen])
     found = {row["segment_id"]: row["spend"] for row in days.values("segment_id").annotate(spend=Sum("spend"))}
-    return {"total": found.pop(SegmentSpendDaily.EVERYBODY, Decimal(0)), **found}
+    return {"total": total, **found}
+
+
+def segments_mix(filters: Filters, chosen: list[Segment]) -> dict[int, dict]:
+    """Each chosen segment's members per tier and RFM group and their predicted CLV, from the nightly
+    ``SegmentMix``: members without a tier status in the program (or without an account in it) count at
+    the base tier."""
+    base = qualification.base_tier(program_tiers(program=filters.program).rules)
+    mixes: dict[int, dict] = {
+        s.pk: {"members": 0, "tiers": defaultdict(int), "rfm": defaultdict(int), "clv_members": 0, "clv_total": 0}
+        for s in chosen
+    }
+    rows = SegmentMix.objects.filter(segment_id__in=list(mixes)).filter(
+        Q(program_id=filters.program.pk) | Q(program_id__isnull=True)
+    )
+    for row in rows.values("segment_id", "tier_id", "rfm_segment", "members", "clv_members", "clv_total"):
+        mix = mixes[row["segment_id"]]
+        mix["members"] += row["members"]
+        mix["tiers"][row["tier_id"] if row["tier_id"] is not None else (base.id if base else None)] += row["members"]
+        if row["rfm_segment"]:
+            mix["rfm"][row["rfm_segment"]] += row["members"]
+        mix["clv_members"] += row["clv_members"]
+        mix["clv_total"] += row["clv_total"]
+    return mixes
 
 
 def composition(filters: Filters, chosen: list[Segment]) -> tuple[Table, Table]:
     rows, tier_rows = [], []
     spend = segments_spend(filters, chosen)
+    mixes = segments_mix(filters, chosen)
+    tiers = program_tiers(program=filters.program).tiers
+    rfm_names = dict(RfmSegment.choices)
     for segment in chosen:
-        c = segment_composition(
-            segment=segment,
-            program=filters.program,
-            demographics=False,
-            spend={"segment": spend.get(segment.pk, Decimal(0)), "total": spend["total"]},
-        )
-        top_rfm = c["rfm_segments"][0]["rfm_segment"].replace("_", " ").capitalize() if c["rfm_segments"] else ""
+        mix = mixes[segment.pk]
+        segment_spend = spend.get(segment.pk) or Decimal(0)
+        top_rfm = max(mix["rfm"].items(), key=lambda item: (item[1], item[0]), default=(None, 0))[0]
         rows.append(
             {
                 "segment": segment.name,
-                "members": c["size"],
-                "spend": c["spend"]["segment"],
-                "revenue_share": c["spend"]["share"],
-                "spend_per_member": c["spend"]["per_member"],
-                "avg_clv": c["predicted_clv"]["average"],
-                "top_rfm": top_rfm,
+                "members": segment.size,
+                "spend": money(segment_spend),
+                "revenue_share": ratio(segment_spend, spend["total"]) or 0.0,
+                "spend_per_member": money(segment_spend / segment.size) if segment.size else money(0),
+                "avg_clv": money(mix["clv_total"] / mix["clv_members"]) if mix["clv_members"] else None,
+                "top_rfm": rfm_names.get(top_rfm, "") if top_rfm else "",
             }
         )
-        tier_rows.append({"segment": segment.name, **{t["tier"] or "No tier": t["share"] for t in c["tiers"]}})
+        row = {"segment": segment.name}
+        for tier in tiers:
+            row[tier.name] = ratio(mix["tiers"].get(tier.pk, 0), mix["members"]) or 0.0
+        if mix["tiers"].get(None):
+            row["No tier"] = ratio(mix["tiers"][None], mix["members"]) or 0.0
+        tier_rows.append(row)
     tier_names = list(dict.fromkeys(k for r in tier_rows for k in r if k != "segment"))
     return (
         Table(
@@ -114,10 +140,10 @@ def composition(filters: Filters, chosen: list[Segment]) -> tuple[Table, Table]:
                 Column("top_rfm", "Largest RFM group", "text"),
             ],
             rows,
-            note="Spend: eligible, less returns, in the range"
+            note="Members: after the segment's last refresh. Spend: eligible, less returns, in the range"
             + (" at the chosen partner" if filters.partner else "")
             + ", by the members in the segment when each day was last summarised (nightly). "
-            "Share: of all members' spend.",
+            "Share: of all members' spend. Predicted CLV, RFM group and tier mix: as of the last nightly summary.",
         ),
         Table(
             "segment_tiers",
