@@ -204,6 +204,22 @@ def generate_ledger(members: int) -> None:
     print(f"  ledger and tiers for {members:,} members generated")
 
 
+def physical_time_order() -> None:
+    """The generator writes two years of purchases in random time order; a live ledger appends
+    purchases and transactions as they come, so their rows lie in time order on disk and a day range
+    reads its own pages only. Put the base's rows in that order (not part of the figures)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table, column in (("ledger_purchase", "occurred_at"), ("ledger_ledgertransaction", "created_at")):
+            cursor.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexdef LIKE %s",
+                [table, f"%btree ({column})"],
+            )
+            cursor.execute(f"CLUSTER {table} USING {cursor.fetchone()[0]}")
+            cursor.execute(f"ANALYZE {table}")
+
+
 def base_part(members: int, purchases: int, reuse: bool, skip_full: bool = False) -> None:
     import segments_bench
 
@@ -228,6 +244,7 @@ def base_part(members: int, purchases: int, reuse: bool, skip_full: bool = False
         segment = segments.segment_create(name="Bench: frequent recent big spenders", rules=segments_bench.RULES)
         segments.segment_refresh(segment=segment)
         segments.scores_compute()
+        physical_time_order()
         print(f"generated the base in {time.perf_counter() - started:.0f} s (not part of the figures)")
     else:
         print(f"reusing {members:,} members and {purchases:,} purchases")
