@@ -1,4 +1,9 @@
+import contextlib
+from collections.abc import Iterator
+
 import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from rest_framework.test import APIClient
 
 from loyalty.partners.services import partner_key_create
@@ -54,3 +59,23 @@ def purchase_body(member_number, external_id="till-1", amount="100.00", **extra)
     }
     body.update(extra)
     return body
+
+
+@contextlib.contextmanager
+def wsgi_partner_header() -> Iterator[str]:
+    """The Authorization header of a partner with one enrolled member, for calls made straight to the
+    WSGI app (schemathesis): inside the block the app does not close the test's database connection
+    around each request, as Django's test client also does not (after its own calls here)."""
+    from loyalty.core import clock
+
+    clock.set_now(None)
+    client = key_client("Fuzz Partner")
+    response = client.post("/api/v1/members/", {"email": "fuzz@example.com"}, format="json")
+    assert response.status_code == 201
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield client._credentials["HTTP_AUTHORIZATION"]
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)

@@ -112,6 +112,14 @@ class Worker:
             os.kill(victim.pid, signal.SIGKILL)
         return bool(working)
 
+    def kill_mid_task(self, delay: float, rng: random.Random) -> tuple[bool, float]:
+        """Once a task runs, wait ``delay`` seconds, SIGKILL its pool process and wait until the
+        redelivered work is done; returns (whether the kill hit a running task, seconds to recover)."""
+        self.wait_busy()
+        time.sleep(delay)
+        hit = self.kill_pool_process(rng)
+        return hit, self.wait_quiet()
+
     def wait_quiet(self, timeout: float = 30.0, settle: float = 0.15) -> float:
         """Wait until no message is queued or unacknowledged (every task done and acked) for
         ``settle`` seconds; returns the seconds waited."""

@@ -186,10 +186,8 @@ def test_worker_killed_mid_expiry_leaves_the_fault_free_end_state(live_celery, d
 
         def act(account_ids, delay, rng):
             expire_due_lots.delay()
-            worker.wait_busy()
-            time.sleep(delay)
-            hit = worker.kill_pool_process(rng)
-            recoveries.append(worker.wait_quiet())
+            hit, recovery = worker.kill_mid_task(delay, rng)
+            recoveries.append(recovery)
             return hit
 
         hits = faulty_runs(
@@ -263,11 +261,7 @@ def test_worker_killed_mid_webhook_delivery_leaves_the_fault_free_end_state(
             assert expected["webhook-ids received"] == expected["published"] == WEBHOOK_EVENTS
 
             def act(run, delay, rng):
-                worker.wait_busy()
-                time.sleep(delay)
-                hit = worker.kill_pool_process(rng)
-                worker.wait_quiet()
-                return hit
+                return worker.kill_mid_task(delay, rng)[0]
 
             hits = faulty_runs(
                 label="webhooks",
@@ -341,11 +335,7 @@ def test_worker_killed_mid_campaign_send_leaves_the_fault_free_end_state(live_ce
             assert expected["send keys received"] == CAMPAIGN_MEMBERS
 
             def act(campaign_id, delay, rng):
-                worker.wait_busy()
-                time.sleep(delay)
-                hit = worker.kill_pool_process(rng)
-                worker.wait_quiet()
-                return hit
+                return worker.kill_mid_task(delay, rng)[0]
 
             hits = faulty_runs(
                 label="campaign",

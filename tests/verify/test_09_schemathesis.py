@@ -11,17 +11,14 @@ from collections import Counter, defaultdict
 
 import pytest
 import schemathesis
-from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from rest_framework.settings import api_settings
 from schemathesis.config import SchemathesisConfig
 
 from loyalty.api import throttling
-from loyalty.core import clock
 from loyalty.partners import webhooks
-from tests.api.conftest import key_client
+from tests.api.conftest import key_client, wsgi_partner_header
 
 EXAMPLES = 100  # requests per operation, at least
 # hypothesis counts an example it discards (an unsatisfiable draw) too: ask for more to send EXAMPLES
@@ -60,15 +57,8 @@ def auth_header(db, monkeypatch):
     # an endpoint registered on a public address literal would be sent purchases' events: the
     # sender is not under test here (test_07_webhooks), so it fails at once instead of connecting
     monkeypatch.setattr(webhooks, "_send", lambda endpoint, event, target: (None, "not sent in this test"))
-    clock.set_now(None)
-    client = key_client("Fuzz Partner")
-    response = client.post("/api/v1/members/", {"email": "fuzz@example.com"}, format="json")
-    assert response.status_code == 201
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield client._credentials["HTTP_AUTHORIZATION"]
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
+    with wsgi_partner_header() as header:
+        yield header
 
 
 @pytest.mark.django_db
