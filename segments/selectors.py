@@ -234,36 +234,28 @@ def segment_composition(
     segment: Segment,
     program: Program | None = None,
     window_days: int = 365,
-    demographics: bool = True,
-    spend: dict[str, Decimal] | None = None,
 ) -> dict[str, Any]:
     """Who is in the segment: tier mix, demographics, RFM mix, and the segment's share of the
-    spend of the last ``window_days`` days. ``demographics=False`` leaves them out; ``spend``
-    ({"segment", "total"}) gives the spend already read elsewhere (the staff dashboards read it
-    from their nightly summary)."""
+    spend of the last ``window_days`` days."""
     members = segment_members(segment=segment)
     size = members.count()
     in_segment = Exists(
         SegmentMembership.objects.filter(segment=segment, member=OuterRef("member_id"), left_at__isnull=True)
     )
-    wanted_demographics = demographics
     demographics = {}
-    for name in DEMOGRAPHIC_FIELDS if wanted_demographics else ():
+    for name in DEMOGRAPHIC_FIELDS:
         rows = members.values(name).annotate(members=Count("id")).order_by("-members", name)
         demographics[name] = [
             {"value": row[name] if row[name] not in ("", None) else None, "members": row["members"]} for row in rows
         ]
     since = clock.now() - dt.timedelta(days=window_days)
     net = F("eligible_amount") - F("returned_amount")
-    if spend is None:
-        spend = Purchase.objects.filter(occurred_at__gte=since, occurred_at__lte=clock.now()).aggregate(
-            total=Sum(net), segment=Sum(net, filter=Q(in_segment))
-        )
+    spend = Purchase.objects.filter(occurred_at__gte=since, occurred_at__lte=clock.now()).aggregate(
+        total=Sum(net), segment=Sum(net, filter=Q(in_segment))
+    )
     total = spend["total"] or Decimal("0")
     segment_spend = spend["segment"] or Decimal("0")
-    scores = MemberScore.objects.filter(
-        Exists(SegmentMembership.objects.filter(segment=segment, member=OuterRef("member_id"), left_at__isnull=True))
-    )
+    scores = MemberScore.objects.filter(in_segment)
     rfm = list(scores.values("rfm_segment").annotate(members=Count("member_id")).order_by("-members"))
     value = scores.aggregate(avg_clv=Avg("predicted_clv"), total_clv=Sum("predicted_clv"))
     run = score_run_latest()
